@@ -1,0 +1,117 @@
+// Command nts is tiered storage for NATS JetStream: it archives streams,
+// KV buckets and object stores into compressed blocks on memory, local file
+// and S3-compatible tiers, and serves them back over NATS.
+//
+// Usage:
+//
+//	nts serve [flags]     run a replica (an embedded NATS server when no --nats-url)
+//	nts version           print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/nats-tiered/nts/service"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "nts:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `nts — tiered storage for NATS JetStream
+
+Usage:
+  nts serve [flags]   run a replica; with no --nats-url, on an embedded NATS server
+  nts version         print the version
+
+Run 'nts serve -h' for the serve flags.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stderr)
+	case "version":
+		fmt.Fprintln(stdout, "nts", service.Version())
+		return nil
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		config  = fs.String("config", "", "YAML configuration file (see the README's configuration reference)")
+		dataDir = fs.String("data-dir", "", "directory for local data (default ./nts-data)")
+		listen  = fs.String("listen", "", "embedded NATS server client address (default 0.0.0.0:4222)")
+		natsURL = fs.String("nats-url", "", "use this NATS server instead of an embedded one")
+		creds   = fs.String("creds", "", "NATS credentials file")
+		nkey    = fs.String("nkey", "", "NATS NKey seed file")
+		tlsCert = fs.String("tls-cert", "", "client TLS certificate")
+		tlsKey  = fs.String("tls-key", "", "client TLS key")
+		tlsCA   = fs.String("tls-ca", "", "TLS CA certificate to verify the server")
+		level   = fs.String("log-level", "info", "debug, info, warn or error")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("--log-level: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+
+	var cfg service.Config
+	if *config != "" {
+		var err error
+		if cfg, err = service.ReadConfig(*config); err != nil {
+			return err
+		}
+	}
+	// Flags win over the file.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	str := func(flag string, dst *string, v string) {
+		if set[flag] {
+			*dst = v
+		}
+	}
+	str("data-dir", &cfg.DataDir, *dataDir)
+	str("listen", &cfg.NATS.Embedded.Listen, *listen)
+	str("nats-url", &cfg.NATS.URL, *natsURL)
+	str("creds", &cfg.NATS.Creds, *creds)
+	str("nkey", &cfg.NATS.NKey, *nkey)
+	str("tls-cert", &cfg.NATS.TLS.Cert, *tlsCert)
+	str("tls-key", &cfg.NATS.TLS.Key, *tlsKey)
+	str("tls-ca", &cfg.NATS.TLS.CA, *tlsCA)
+	cfg.Complete()
+	return service.Run(ctx, cfg, log)
+}

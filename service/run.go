@@ -1,0 +1,133 @@
+// Package service runs nts: the connection to NATS (or an embedded server),
+// the tiers, the ingest of each stream and the micro service endpoints.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/nats-tiered/nts/tier"
+	"github.com/nats-tiered/nts/tier/blob"
+)
+
+// Run runs one nts replica as cfg says until ctx is cancelled, then shuts
+// down in order and returns. It returns an error only when it cannot start.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	var srv *server.Server
+	url := cfg.NATS.URL
+	if url == "" {
+		var err error
+		srv, err = StartEmbedded(cfg.NATS.Embedded, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			log.Info("embedded NATS server stopped")
+		}()
+		url = srv.ClientURL()
+		log.Info("embedded NATS server listening", "url", url, "store_dir", cfg.NATS.Embedded.StoreDir)
+	}
+	nc, err := Connect(cfg.NATS, url, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			log.Warn("draining the NATS connection", "err", err)
+		}
+		for nc.IsDraining() {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	ctrl, err := OpenTiers(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	names := []string{}
+	for _, l := range ctrl.Levels() {
+		names = append(names, l.Tier.Name())
+	}
+	log.Info("nts ready", "nats", nc.ConnectedUrlRedacted(), "tiers", names)
+	<-ctx.Done()
+	log.Info("shutting down")
+	return nil
+}
+
+// Connect connects to NATS with the credentials and TLS settings of cfg.
+func Connect(cfg NATSConfig, url string, log *slog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("disconnected from NATS", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
+		}),
+	}
+	if cfg.Creds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.Creds))
+	}
+	if cfg.NKey != "" {
+		o, err := nats.NkeyOptionFromSeed(cfg.NKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: nats.nkey: %v", ErrConfig, err)
+		}
+		opts = append(opts, o)
+	}
+	if cfg.TLS.Cert != "" {
+		opts = append(opts, nats.ClientCert(cfg.TLS.Cert, cfg.TLS.Key))
+	}
+	if cfg.TLS.CA != "" {
+		opts = append(opts, nats.RootCAs(cfg.TLS.CA))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// OpenTiers opens the enabled tiers, hottest first, under one controller.
+func OpenTiers(ctx context.Context, cfg Config, log *slog.Logger) (*tier.Controller, error) {
+	var levels []tier.Level
+	t := cfg.Tiers
+	if t.Memory.On() {
+		levels = append(levels, tier.Level{
+			Tier:   tier.NewMemory(int64(t.Memory.MaxBytes), t.Memory.MaxBlocks),
+			Policy: t.Memory.policy().tier(),
+		})
+	}
+	if t.File.On() {
+		f, err := tier.NewFile(t.File.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("file tier: %w", err)
+		}
+		levels = append(levels, tier.Level{Tier: f, Policy: t.File.policy().tier()})
+	}
+	if t.Blob.On() {
+		b, err := blob.Open(ctx, t.Blob.URL, blob.Options{AccessKey: t.Blob.AccessKey, SecretKey: t.Blob.SecretKey})
+		if err != nil {
+			return nil, fmt.Errorf("blob tier: %w", err)
+		}
+		levels = append(levels, tier.Level{Tier: b, Policy: t.Blob.policy().tier()})
+	}
+	return tier.NewController(levels, tier.WithLogger(log))
+}
+
+func (p TierPolicy) tier() tier.Policy {
+	return tier.Policy{MaxAge: time.Duration(p.MaxAge), MaxBytes: int64(p.MaxBytes), MaxBlocks: p.MaxBlocks}
+}

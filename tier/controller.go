@@ -1,0 +1,254 @@
+package tier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-tiered/nts/block"
+)
+
+// ErrUnavailable is returned (wrapped, joined with each tier's error) when
+// no tier could serve a block that the caller expected to exist.
+var ErrUnavailable = errors.New("tier: no tier could serve the block")
+
+// ErrLastCopy is returned (wrapped) by Demote when the hottest tier holding
+// a block is the only one: demoting it would delete the block.
+var ErrLastCopy = errors.New("tier: only copy of the block")
+
+// Level is one tier under a Controller and its eviction policy.
+type Level struct {
+	Tier   Tier
+	Policy Policy
+}
+
+// Controller writes sealed blocks through to every tier, reads them back
+// hottest first (falling through on a miss or a corrupt copy), and moves
+// them between tiers by policy (Evict) or on request (Promote, Demote).
+// Levels are ordered hottest first. A Controller is safe for concurrent use.
+type Controller struct {
+	levels  []Level
+	log     *slog.Logger
+	readers *readerCache
+	stats   []levelStats
+}
+
+type levelStats struct {
+	reads, hits, misses, corrupt, errors, writes, evictions atomic.Int64
+}
+
+// TierStats counts what one tier did since the controller started.
+type TierStats struct {
+	Tier      string `json:"tier"`
+	Reads     int64  `json:"reads"`
+	Hits      int64  `json:"hits"`
+	Misses    int64  `json:"misses"`
+	Corrupt   int64  `json:"corrupt"`
+	Errors    int64  `json:"errors"`
+	Writes    int64  `json:"writes"`
+	Evictions int64  `json:"evictions"`
+}
+
+// ControllerOption configures a Controller.
+type ControllerOption func(*Controller)
+
+// WithLogger sets the logger used to report corrupt copies and failures.
+func WithLogger(l *slog.Logger) ControllerOption {
+	return func(c *Controller) { c.log = l }
+}
+
+// WithReaderCache sets how many opened block footers are kept (default 4096).
+func WithReaderCache(n int) ControllerOption {
+	return func(c *Controller) { c.readers = newReaderCache(n) }
+}
+
+// NewController returns a controller over levels, hottest first.
+func NewController(levels []Level, opts ...ControllerOption) (*Controller, error) {
+	if len(levels) == 0 {
+		return nil, errors.New("tier: controller needs at least one tier")
+	}
+	names := map[string]bool{}
+	for _, l := range levels {
+		if l.Tier == nil {
+			return nil, errors.New("tier: nil tier")
+		}
+		if names[l.Tier.Name()] {
+			return nil, fmt.Errorf("tier: two tiers named %q", l.Tier.Name())
+		}
+		names[l.Tier.Name()] = true
+	}
+	c := &Controller{
+		levels: append([]Level(nil), levels...),
+		log:    slog.Default(),
+		stats:  make([]levelStats, len(levels)),
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.readers == nil {
+		c.readers = newReaderCache(4096)
+	}
+	return c, nil
+}
+
+// Levels returns the tiers and their policies, hottest first.
+func (c *Controller) Levels() []Level { return append([]Level(nil), c.levels...) }
+
+// Stats returns per-tier counters, hottest first.
+func (c *Controller) Stats() []TierStats {
+	out := make([]TierStats, len(c.levels))
+	for i, l := range c.levels {
+		s := &c.stats[i]
+		out[i] = TierStats{
+			Tier: l.Tier.Name(), Reads: s.reads.Load(), Hits: s.hits.Load(), Misses: s.misses.Load(),
+			Corrupt: s.corrupt.Load(), Errors: s.errors.Load(), Writes: s.writes.Load(), Evictions: s.evictions.Load(),
+		}
+	}
+	return out
+}
+
+// Put writes blk under key to every tier at once and returns when all hold
+// it. On error some tiers may hold the block: blocks are immutable and keys
+// never reused, so a retry of the same Put is safe and completes the set.
+func (c *Controller) Put(ctx context.Context, key string, blk []byte) error {
+	errs := make([]error, len(c.levels))
+	var wg sync.WaitGroup
+	for i, l := range c.levels {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.Tier.Put(ctx, key, blk); err != nil {
+				c.stats[i].errors.Add(1)
+				errs[i] = fmt.Errorf("%s: %w", l.Tier.Name(), err)
+				return
+			}
+			c.stats[i].writes.Add(1)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("write-through of %s: %w", key, err)
+	}
+	return nil
+}
+
+// Locate returns the names of the tiers holding key, hottest first.
+func (c *Controller) Locate(ctx context.Context, key string) ([]string, error) {
+	var held []string
+	for _, l := range c.levels {
+		_, err := l.Tier.Stat(ctx, key)
+		switch {
+		case err == nil:
+			held = append(held, l.Tier.Name())
+		case !errors.Is(err, ErrNotFound):
+			return held, fmt.Errorf("%s: %w", l.Tier.Name(), err)
+		}
+	}
+	return held, nil
+}
+
+// readThrough calls fn with an opened reader of key from each tier, hottest
+// first, until fn succeeds. A miss, an unreachable tier or a corrupt copy
+// falls through to the next tier; a corrupt copy is logged. An error of fn
+// that is not about the block's bytes (block.ErrNotFound, ctx) stops at once.
+func (c *Controller) readThrough(ctx context.Context, key string, size int64, fn func(r *block.Reader, tier string) error) error {
+	var errs []error
+	for i, l := range c.levels {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		st := &c.stats[i]
+		st.reads.Add(1)
+		err := c.readFrom(ctx, i, key, size, fn)
+		var ce *callerError
+		switch {
+		case errors.As(err, &ce):
+			st.hits.Add(1)
+			return ce.err
+		case err == nil:
+			st.hits.Add(1)
+			return nil
+		case errors.Is(err, block.ErrNotFound) || ctx.Err() != nil:
+			st.hits.Add(1)
+			return err
+		case errors.Is(err, ErrNotFound):
+			st.misses.Add(1)
+		case errors.Is(err, block.ErrCorrupt):
+			st.corrupt.Add(1)
+			c.readers.drop(i, key)
+			c.log.Error("corrupt block copy, reading a colder tier", "tier", l.Tier.Name(), "key", key, "err", err)
+		default:
+			st.errors.Add(1)
+			c.readers.drop(i, key)
+			c.log.Warn("tier read failed, reading a colder tier", "tier", l.Tier.Name(), "key", key, "err", err)
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", l.Tier.Name(), err))
+	}
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, key, errors.Join(errs...))
+}
+
+// callerError carries an error of the caller's callback through
+// fallthrough, which returns it as it is instead of trying another tier.
+type callerError struct{ err error }
+
+func (e *callerError) Error() string { return e.err.Error() }
+
+func (c *Controller) readFrom(ctx context.Context, i int, key string, size int64, fn func(*block.Reader, string) error) error {
+	t := c.levels[i].Tier
+	r, ok := c.readers.get(i, key)
+	if !ok {
+		if size <= 0 {
+			info, err := t.Stat(ctx, key)
+			if err != nil {
+				return err
+			}
+			size = info.Size
+		}
+		var err error
+		r, err = block.Open(ctx, size, func(ctx context.Context, off, n int64) ([]byte, error) {
+			return t.GetRange(ctx, key, off, n)
+		})
+		if err != nil {
+			return err
+		}
+		c.readers.put(i, key, r)
+	}
+	return fn(r, t.Name())
+}
+
+// ReadMsg returns message seq of the block under key (size is its stored
+// size, or 0 when unknown) and the name of the tier that served it. A seq
+// the block does not hold is an error wrapping block.ErrNotFound.
+func (c *Controller) ReadMsg(ctx context.Context, key string, size int64, seq uint64) (block.Msg, string, error) {
+	var (
+		m    block.Msg
+		from string
+	)
+	err := c.readThrough(ctx, key, size, func(r *block.Reader, tier string) error {
+		var err error
+		m, err = r.Get(ctx, seq)
+		from = tier
+		return err
+	})
+	return m, from, err
+}
+
+// ReadRange calls fn for each message of the block under key with a seq in
+// [from, to] (to 0: to the end), in order, with the tier serving it. When a
+// tier fails part way, the range resumes from a colder tier after the last
+// message delivered, so fn never sees a seq twice.
+func (c *Controller) ReadRange(ctx context.Context, key string, size int64, from, to uint64, fn func(m block.Msg, tier string) error) error {
+	next := from
+	return c.readThrough(ctx, key, size, func(r *block.Reader, tier string) error {
+		return r.Range(ctx, next, to, func(m block.Msg) error {
+			if err := fn(m, tier); err != nil {
+				return &callerError{err}
+			}
+			next = m.Seq + 1
+			return nil
+		})
+	})
+}
