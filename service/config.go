@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nuid"
+
 	"github.com/nats-tiered/nts/block"
 	"github.com/nats-tiered/nts/tier"
 	"github.com/nats-tiered/nts/tier/blob"
@@ -82,6 +84,10 @@ type SvcConfig struct {
 	MaxConcurrent int `yaml:"max_concurrent"`
 	// RequestTimeout bounds the time spent on one request.
 	RequestTimeout Duration `yaml:"request_timeout"`
+	// InstanceID names this replica in locks and commits; it must be
+	// unique among running replicas. Not read from YAML: Complete sets a
+	// random one, and a program embedding the service may set its own.
+	InstanceID string `yaml:"-"`
 }
 
 // BlockConfig is the default block policy; streams may override it.
@@ -180,6 +186,7 @@ func (c *Config) Complete() {
 	}
 	def(&c.Service.Prefix, "nts")
 	def(&c.Service.QueueGroup, "nts")
+	def(&c.Service.InstanceID, nuid.Next())
 	if c.Service.MaxConcurrent == 0 {
 		c.Service.MaxConcurrent = 64
 	}

@@ -11,7 +11,9 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/nats-tiered/nts/index"
 	"github.com/nats-tiered/nts/tier"
 	"github.com/nats-tiered/nts/tier/blob"
 )
@@ -54,13 +56,34 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	storage := jetstream.FileStorage
+	if cfg.Index.Storage == "memory" {
+		storage = jetstream.MemoryStorage
+	}
+	ix, err := index.Open(ctx, js, index.Options{
+		Bucket: cfg.Index.Bucket, Replicas: cfg.Index.Replicas, Storage: storage,
+		LockTTL: time.Duration(cfg.Index.LockTTL), Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("open the index: %w", err)
+	}
+	defer ix.Close()
+	id := cfg.Service.InstanceID
 	names := []string{}
 	for _, l := range ctrl.Levels() {
 		names = append(names, l.Tier.Name())
 	}
-	log.Info("nts ready", "nats", nc.ConnectedUrlRedacted(), "tiers", names)
-	<-ctx.Done()
-	log.Info("shutting down")
+	arch := &archiver{
+		nc: nc, js: js, ix: ix, ctrl: ctrl, cfg: cfg, id: id, log: log, rescan: 30 * time.Second,
+		running: map[string]context.CancelFunc{}, stats: map[string]*StreamStats{},
+	}
+	log.Info("nts ready", "instance", id, "nats", nc.ConnectedUrlRedacted(), "tiers", names, "index", cfg.Index.Bucket)
+	arch.run(ctx) // returns when ctx is done and every ingest has sealed its partial block
+	log.Info("stopped")
 	return nil
 }
 

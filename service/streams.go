@@ -1,0 +1,207 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nats-tiered/nts/block"
+	"github.com/nats-tiered/nts/index"
+	"github.com/nats-tiered/nts/tier"
+)
+
+// mirrorPrefix names the Limits-retention mirrors nts makes of WorkQueue
+// streams; they are archived under the original stream's name.
+const mirrorPrefix = "NTS_MIRROR_"
+
+// archiver finds the streams to archive and runs a leader campaign for each:
+// every replica campaigns, the lock holder ingests. Safe for concurrent use.
+type archiver struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	ix     *index.Index
+	ctrl   *tier.Controller
+	cfg    Config
+	id     string
+	log    *slog.Logger
+	rescan time.Duration
+
+	mu      sync.Mutex
+	running map[string]context.CancelFunc
+	stats   map[string]*StreamStats
+	wg      sync.WaitGroup
+}
+
+// run scans for streams at start, on every stream-created advisory and every
+// rescan interval, until ctx is done; then it waits for every ingest.
+func (a *archiver) run(ctx context.Context) {
+	kick := make(chan struct{}, 1)
+	sub, err := a.nc.Subscribe("$JS.EVENT.ADVISORY.STREAM.CREATED.>", func(*nats.Msg) {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		a.log.Warn("no stream advisories; new streams are found by rescans only", "err", err)
+	} else {
+		defer sub.Unsubscribe()
+	}
+	t := time.NewTicker(a.rescan)
+	defer t.Stop()
+	for {
+		a.scan(ctx)
+		select {
+		case <-ctx.Done():
+			a.wg.Wait()
+			return
+		case <-kick:
+		case <-t.C:
+		}
+	}
+}
+
+// scan starts a campaign for every selected stream that has none.
+func (a *archiver) scan(ctx context.Context) {
+	names := a.js.StreamNames(ctx)
+	for name := range names.Name() {
+		if pol, ok := a.policyFor(name); ok {
+			a.start(ctx, pol)
+		}
+	}
+	if err := names.Err(); err != nil && ctx.Err() == nil {
+		a.log.Warn("listing streams", "err", err)
+	}
+}
+
+func (a *archiver) start(ctx context.Context, pol policy) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.running[pol.stream]; ok {
+		return
+	}
+	st := a.stats[pol.stream]
+	if st == nil {
+		st = &StreamStats{}
+		a.stats[pol.stream] = st
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	a.running[pol.stream] = cancel
+	log := a.log.With("stream", pol.stream)
+	in := &ingest{js: a.js, ix: a.ix, ctrl: a.ctrl, id: a.id, log: log, pol: pol, stats: st, flushTimeout: 30 * time.Second}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		err := a.ix.Campaign(sctx, pol.stream, a.id, func(lctx context.Context) error {
+			err := in.run(lctx)
+			switch {
+			case errors.Is(err, ErrStreamGone):
+				log.Warn("stream deleted: ingest stopped, its archive stays readable")
+				cancel()
+			case errors.Is(err, ErrRecreated):
+				log.Error("stream recreated under an archived name: not archiving it", "err", err)
+				cancel()
+			case errors.Is(err, index.ErrFenced):
+				log.Warn("another replica committed for this stream: stepping down", "err", err)
+			}
+			return err
+		})
+		if err != nil {
+			log.Error("campaign", "err", err)
+		}
+		// A stream that went away may come back: let a later scan start it.
+		a.mu.Lock()
+		if ctx.Err() == nil {
+			delete(a.running, pol.stream)
+		}
+		a.mu.Unlock()
+		cancel()
+	}()
+}
+
+// policyFor resolves the archive policy of a stream, and whether it is to be
+// archived at all: not nts's own buckets, not mirrors (unless configured),
+// and only the configured streams when some are listed.
+func (a *archiver) policyFor(name string) (policy, bool) {
+	bucket := a.cfg.Index.Bucket
+	if name == "KV_"+bucket || strings.HasPrefix(name, "KV_"+bucket+"_") || strings.HasPrefix(name, mirrorPrefix) {
+		return policy{}, false
+	}
+	var spec *StreamSpec
+	for i := range a.cfg.Streams {
+		if ok, _ := path.Match(a.cfg.Streams[i].Name, name); ok {
+			spec = &a.cfg.Streams[i]
+			break
+		}
+	}
+	if len(a.cfg.Streams) > 0 && spec == nil {
+		return policy{}, false
+	}
+	if tier.ValidateStream(name) != nil {
+		a.log.Warn("stream name cannot be archived", "stream", name)
+		return policy{}, false
+	}
+	bc := a.cfg.Block
+	p := policy{stream: name, source: name, consumer: "nts-" + name, kind: kindOf(name)}
+	if spec != nil {
+		if spec.Kind != "" {
+			p.kind = spec.Kind
+		}
+		p.mirror = spec.Mirror
+		if spec.Consumer != "" {
+			p.consumer = spec.Consumer
+		}
+		if spec.Block != nil {
+			bc = mergeBlock(bc, *spec.Block)
+		}
+	}
+	codec, _ := block.ParseCodec(bc.Compression) // validated with the config
+	p.block = block.Options{Stream: name, Codec: codec, TargetSize: int64(bc.TargetSize), FrameSize: int(bc.FrameSize)}
+	p.linger = time.Duration(bc.MaxLinger)
+	return p, true
+}
+
+// kindOf tells a stream's kind from its name.
+func kindOf(name string) string {
+	switch {
+	case strings.HasPrefix(name, "KV_"):
+		return "kv"
+	case strings.HasPrefix(name, "OBJ_"):
+		return "obj"
+	}
+	return "plain"
+}
+
+func mergeBlock(base, o BlockConfig) BlockConfig {
+	if o.TargetSize != 0 {
+		base.TargetSize = o.TargetSize
+	}
+	if o.FrameSize != 0 {
+		base.FrameSize = o.FrameSize
+	}
+	if o.MaxLinger != 0 {
+		base.MaxLinger = o.MaxLinger
+	}
+	if o.Compression != "" {
+		base.Compression = o.Compression
+	}
+	return base
+}
+
+// Stats returns a snapshot of the stats of every stream seen.
+func (a *archiver) Stats() map[string]*StreamStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]*StreamStats, len(a.stats))
+	for k, v := range a.stats {
+		out[k] = v
+	}
+	return out
+}
