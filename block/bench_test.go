@@ -1,0 +1,159 @@
+package block_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+
+	. "github.com/nats-tiered/nts/block"
+	"github.com/nats-tiered/nts/block/blocktest"
+)
+
+// logMsgs returns JSON log messages filling one default-size block.
+func logMsgs(tb testing.TB) []Msg {
+	tb.Helper()
+	msgs := blocktest.JSONLogs(1, 40_000)
+	b, err := NewBuilder(Options{Stream: "LOGS", Codec: CodecNone})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i, m := range msgs {
+		if b.Full() {
+			return msgs[:i]
+		}
+		if err := b.Add(m); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return msgs
+}
+
+// encodeCases are the codecs benchmarked, with "s2-better" for
+// s2.EncodeBetter, the slower and stronger S2 level that blocks do not use.
+var encodeCases = []struct {
+	name  string
+	codec Codec
+}{
+	{"none", CodecNone}, {"s2", CodecS2}, {"s2-better", CodecS2}, {"zstd", CodecZstd},
+}
+
+// BenchmarkEncode seals a default-size block of JSON logs with each codec,
+// reporting raw MB/s and the stored/raw ratio.
+func BenchmarkEncode(b *testing.B) {
+	msgs := logMsgs(b)
+	for _, c := range encodeCases {
+		b.Run(c.name, func(b *testing.B) {
+			if c.name == "s2-better" {
+				b.Cleanup(UseS2Better())
+			}
+			bld, err := NewBuilder(Options{Stream: "LOGS", Codec: c.codec})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var meta Meta
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, m := range msgs {
+					if err := bld.Add(m); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if _, meta, err = bld.Seal(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(meta.RawSize)
+			b.ReportMetric(float64(meta.Size)/float64(meta.RawSize), "ratio")
+			b.ReportMetric(float64(len(msgs)), "msgs/block")
+		})
+	}
+}
+
+// sealLogs seals msgs into one block with codec.
+func sealLogs(tb testing.TB, msgs []Msg, codec Codec) ([]byte, Meta) {
+	tb.Helper()
+	bld, err := NewBuilder(Options{Stream: "LOGS", Codec: codec})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, m := range msgs {
+		if err := bld.Add(m); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	blk, meta, err := bld.Seal()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return blk, meta
+}
+
+// BenchmarkDecode opens a default-size block of JSON logs and reads every
+// message with Range, reporting raw MB/s.
+func BenchmarkDecode(b *testing.B) {
+	msgs := logMsgs(b)
+	for _, c := range encodeCases {
+		if c.name == "s2-better" {
+			continue
+		}
+		b.Run(c.name, func(b *testing.B) {
+			blk, meta := sealLogs(b, msgs, c.codec)
+			b.SetBytes(meta.RawSize)
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := OpenBytes(blk)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n := 0
+				if err := r.Range(context.Background(), 0, 0, func(Msg) error { n++; return nil }); err != nil || n != len(msgs) {
+					b.Fatalf("Range: %d messages, %v", n, err)
+				}
+			}
+			b.ReportMetric(float64(len(msgs))*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkGet reads one random message from a default-size S2 block of
+// JSON logs through a ReadRangeFunc, with the Reader opened once ("cached",
+// as tiers keep readers) or for each read ("cold"), reporting the bytes
+// requested per read.
+func BenchmarkGet(b *testing.B) {
+	msgs := logMsgs(b)
+	blk, meta := sealLogs(b, msgs, CodecS2)
+	var read atomic.Int64
+	rangeFn := func(ctx context.Context, off, n int64) ([]byte, error) {
+		read.Add(n)
+		return BytesRange(blk)(ctx, off, n)
+	}
+	ctx := context.Background()
+	for _, cold := range []bool{false, true} {
+		name := "cached"
+		if cold {
+			name = "cold"
+		}
+		b.Run(name, func(b *testing.B) {
+			r, err := Open(ctx, meta.Size, rangeFn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			read.Store(0)
+			b.ReportAllocs()
+			for b.Loop() {
+				if cold {
+					if r, err = Open(ctx, meta.Size, rangeFn); err != nil {
+						b.Fatal(err)
+					}
+				}
+				seq := meta.FirstSeq + uint64(rng.IntN(meta.Count))
+				if m, err := r.Get(ctx, seq); err != nil || m.Seq != seq {
+					b.Fatalf("Get(%d) = %d, %v", seq, m.Seq, err)
+				}
+			}
+			b.ReportMetric(float64(read.Load())/float64(b.N), "bytes-read/op")
+		})
+	}
+}

@@ -1,0 +1,270 @@
+package block
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+)
+
+// Defaults and bounds of Options.
+const (
+	// DefaultTargetSize is the raw size at which a builder reports Full.
+	DefaultTargetSize = 8 << 20
+	// DefaultFrameSize is the raw size of a frame.
+	DefaultFrameSize = 128 << 10
+	// MaxTargetSize bounds Options.TargetSize.
+	MaxTargetSize = 1 << 30
+)
+
+// Msg is one stream message.
+type Msg struct {
+	// Seq is the stream sequence, >= 1.
+	Seq uint64
+	// Subject is the subject the message was published on.
+	Subject string
+	// Header is the raw NATS header block ("NATS/1.0\r\n...\r\n\r\n")
+	// exactly as published, or nil. A reader returns nil for an empty header.
+	Header []byte
+	// Data is the payload. A reader returns nil for an empty payload.
+	Data []byte
+	// Time is the time JetStream stored the message, in unix nanoseconds.
+	Time int64
+}
+
+// Options configure a Builder.
+type Options struct {
+	// Stream names the stream the messages come from; 1 to 255 bytes.
+	Stream string
+	// Codec compresses each frame; the zero value is CodecNone, and
+	// ParseCodec("") gives the default, CodecS2.
+	Codec Codec
+	// TargetSize is the raw size (see Builder.RawSize) at which the builder
+	// reports Full; 0 means DefaultTargetSize.
+	TargetSize int64
+	// FrameSize is the raw size of a frame: a message that would take a
+	// frame past it starts a new frame, and a message larger than it gets a
+	// frame of its own. 0 means DefaultFrameSize.
+	FrameSize int
+}
+
+// withDefaults checks o and fills in its defaults.
+func (o Options) withDefaults() (Options, error) {
+	switch {
+	case o.Stream == "" || len(o.Stream) > maxStreamLen:
+		return o, fmt.Errorf("%w: stream name must be 1 to %d bytes, got %d", ErrInvalidOption, maxStreamLen, len(o.Stream))
+	case !o.Codec.valid():
+		return o, fmt.Errorf("%w: unknown codec %d", ErrInvalidOption, o.Codec)
+	case o.TargetSize < 0 || o.TargetSize > MaxTargetSize:
+		return o, fmt.Errorf("%w: target size %d out of range [0, %d]", ErrInvalidOption, o.TargetSize, MaxTargetSize)
+	case o.FrameSize < 0 || o.FrameSize > MaxMsgSize:
+		return o, fmt.Errorf("%w: frame size %d out of range [0, %d]", ErrInvalidOption, o.FrameSize, MaxMsgSize)
+	}
+	if o.TargetSize == 0 {
+		o.TargetSize = DefaultTargetSize
+	}
+	if o.FrameSize == 0 {
+		o.FrameSize = DefaultFrameSize
+	}
+	return o, nil
+}
+
+// Builder accumulates messages and seals them into a block. Frames are
+// compressed as they fill, so a builder holds about the block's stored size
+// plus one raw frame. A Builder is not safe for concurrent use. Its buffers
+// are reused from one block to the next; the block Seal returns is not one
+// of them and belongs to the caller.
+type Builder struct {
+	opts Options
+
+	body    []byte   // header and the compressed frames closed so far
+	raw     []byte   // records of the open frame
+	frames  []frame  // closed frames
+	open    int      // index of the open frame's first message
+	seqs    []uint64 // per message, in order
+	recLens []uint32
+	times   []int64
+	rawSize int64
+	minTime int64
+	maxTime int64
+	footer  []byte // scratch for Seal
+}
+
+// NewBuilder returns an empty builder for blocks of opts.Stream. It returns
+// an error wrapping ErrInvalidOption for options out of range.
+func NewBuilder(opts Options) (*Builder, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	b := &Builder{opts: o}
+	b.Reset()
+	return b, nil
+}
+
+// Options returns the builder's options with defaults filled in.
+func (b *Builder) Options() Options { return b.opts }
+
+// Len returns the number of messages held.
+func (b *Builder) Len() int { return len(b.seqs) }
+
+// RawSize returns the raw size of the messages held: the length their
+// records take in uncompressed frames (subject, header and data, plus two
+// length varints each). It is what Options.TargetSize is compared with and
+// what Meta.RawSize of the sealed block will be.
+func (b *Builder) RawSize() int64 { return b.rawSize }
+
+// Full reports whether the builder holds Options.TargetSize raw bytes or
+// MaxMsgs messages, and should be sealed.
+func (b *Builder) Full() bool { return b.rawSize >= b.opts.TargetSize || len(b.seqs) >= MaxMsgs }
+
+// FirstSeq returns the sequence of the first message held, or 0.
+func (b *Builder) FirstSeq() uint64 {
+	if len(b.seqs) == 0 {
+		return 0
+	}
+	return b.seqs[0]
+}
+
+// LastSeq returns the sequence of the last message held, or 0.
+func (b *Builder) LastSeq() uint64 {
+	if len(b.seqs) == 0 {
+		return 0
+	}
+	return b.seqs[len(b.seqs)-1]
+}
+
+// Add appends m to the block, copying its subject, header and data. It
+// returns an error wrapping ErrOrder if m.Seq is 0 or not above LastSeq, and
+// one wrapping ErrTooLarge if m's record exceeds MaxMsgSize or the builder
+// already holds MaxMsgs messages. On error the builder is unchanged.
+func (b *Builder) Add(m Msg) error {
+	if last := b.LastSeq(); m.Seq <= last {
+		return fmt.Errorf("%w: seq %d after %d", ErrOrder, m.Seq, last)
+	}
+	if len(b.seqs) >= MaxMsgs {
+		return fmt.Errorf("%w: block holds %d messages", ErrTooLarge, MaxMsgs)
+	}
+	rec := uvarintLen(uint64(len(m.Subject))) + uvarintLen(uint64(len(m.Header))) +
+		len(m.Subject) + len(m.Header) + len(m.Data)
+	if rec > MaxMsgSize {
+		return fmt.Errorf("%w: message %d takes %d bytes, limit %d", ErrTooLarge, m.Seq, rec, MaxMsgSize)
+	}
+	if len(b.raw) > 0 && len(b.raw)+rec > b.opts.FrameSize {
+		if err := b.closeFrame(); err != nil {
+			return err
+		}
+	}
+	b.raw = grow(b.raw, rec)
+	b.raw = binary.AppendUvarint(b.raw, uint64(len(m.Subject)))
+	b.raw = binary.AppendUvarint(b.raw, uint64(len(m.Header)))
+	b.raw = append(b.raw, m.Subject...)
+	b.raw = append(b.raw, m.Header...)
+	b.raw = append(b.raw, m.Data...)
+	if len(b.seqs) == 0 {
+		b.minTime, b.maxTime = m.Time, m.Time
+	}
+	b.minTime, b.maxTime = min(b.minTime, m.Time), max(b.maxTime, m.Time)
+	b.seqs = append(b.seqs, m.Seq)
+	b.recLens = append(b.recLens, uint32(rec))
+	b.times = append(b.times, m.Time)
+	b.rawSize += int64(rec)
+	return nil
+}
+
+// closeFrame compresses the open frame onto the body. On error the builder
+// is unchanged.
+func (b *Builder) closeFrame() error {
+	off := len(b.body)
+	body, err := compress(b.opts.Codec, b.body, b.raw)
+	if err != nil {
+		return err
+	}
+	b.body = body
+	stored := b.body[off:]
+	b.frames = append(b.frames, frame{
+		off:      int64(off),
+		stored:   int64(len(stored)),
+		raw:      len(b.raw),
+		firstSeq: b.seqs[b.open],
+		count:    len(b.seqs) - b.open,
+		first:    b.open,
+		crc:      crc32.Checksum(stored, castagnoli),
+	})
+	b.open = len(b.seqs)
+	if cap(b.raw) > 4*b.opts.FrameSize {
+		b.raw = nil // do not keep the buffer of an outsized message
+	} else {
+		b.raw = b.raw[:0]
+	}
+	return nil
+}
+
+// Seal encodes the messages held into a block and returns it with its
+// summary, then resets the builder for the next block. The returned slice
+// is newly allocated and owned by the caller. It returns an error wrapping
+// ErrEmpty if the builder holds no message; on error the builder keeps its
+// messages.
+func (b *Builder) Seal() ([]byte, Meta, error) {
+	if len(b.seqs) == 0 {
+		return nil, Meta{}, fmt.Errorf("%w: nothing to seal", ErrEmpty)
+	}
+	if len(b.raw) > 0 {
+		if err := b.closeFrame(); err != nil {
+			return nil, Meta{}, err
+		}
+	}
+	m := Meta{
+		Stream:    b.opts.Stream,
+		FirstSeq:  b.FirstSeq(),
+		LastSeq:   b.LastSeq(),
+		FirstTime: b.minTime,
+		LastTime:  b.maxTime,
+		Count:     len(b.seqs),
+		RawSize:   b.rawSize,
+		Frames:    len(b.frames),
+		Codec:     b.opts.Codec,
+		Version:   FormatVersion,
+	}
+	b.footer = appendFooter(b.footer[:0], &m, b.frames, b.seqs, b.recLens, b.times)
+	if len(b.footer) > maxFooterSize {
+		return nil, Meta{}, fmt.Errorf("%w: footer of %d bytes, limit %d", ErrTooLarge, len(b.footer), maxFooterSize)
+	}
+	m.Checksum = crc32.Checksum(b.footer, castagnoli)
+	m.Size = int64(len(b.body) + len(b.footer) + trailerSize)
+	out := make([]byte, 0, m.Size)
+	out = append(out, b.body...)
+	out = append(out, b.footer...)
+	out = appendTrailer(out, int64(len(b.body)), len(b.footer), m.Checksum)
+	b.Reset()
+	return out, m, nil
+}
+
+// Reset discards the messages held; the builder keeps its options and
+// buffers.
+func (b *Builder) Reset() {
+	if cap(b.body) > 4*int(b.opts.TargetSize) {
+		b.body = nil
+	}
+	b.body = binary.LittleEndian.AppendUint16(append(b.body[:0], magic...), FormatVersion)
+	b.raw = b.raw[:0]
+	b.frames = b.frames[:0]
+	b.open = 0
+	b.seqs = b.seqs[:0]
+	b.recLens = b.recLens[:0]
+	b.times = b.times[:0]
+	b.rawSize = 0
+	b.minTime, b.maxTime = 0, 0
+	if cap(b.footer) > maxFooterSize/4 {
+		b.footer = nil
+	}
+}
+
+// uvarintLen returns the length of the uvarint encoding of v.
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}

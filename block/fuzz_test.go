@@ -1,0 +1,97 @@
+package block
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+// fuzzConfig reads past bad checksums, so that mutated footers and frames
+// reach the decoders behind them, with frames bounded to keep each run
+// small.
+var fuzzConfig = openConfig{maxRaw: 1 << 20, skipCRC: true}
+
+// FuzzDecode feeds arbitrary bytes to the reader: opened from bytes and
+// through a ReadRangeFunc, with and without checksum verification, then
+// every message read with Range and the first and last with Get. Nothing
+// may panic; whatever decodes must be consistent with its footer.
+func FuzzDecode(f *testing.F) {
+	edge := edgeMsgs(300)
+	small := append(edge[:2:2], edge[3:]...) // without the 10 KiB message
+	for _, codec := range codecs {
+		for _, c := range []struct {
+			msgs  []Msg
+			frame int
+		}{
+			{small[:1], 0},
+			{small[:7], 0},
+			{small[:12], 256},
+			{small[4:40], 128},
+		} {
+			blk, _ := seal(f, Options{Stream: "FUZZ", Codec: codec, FrameSize: c.frame}, c.msgs)
+			f.Add(blk)
+			if codec == CodecS2 {
+				f.Add(blk[:len(blk)/2])
+				f.Add(blk[len(blk)/2:])
+				f.Add(blk[:len(blk)-1])
+			}
+		}
+	}
+	f.Add([]byte{})
+	f.Add([]byte(magic + "\x01\x00"))
+	f.Add(bytes.Repeat([]byte{0xff}, 40))
+	f.Add(append(make([]byte, 16), magic+"\x01\x00"+"\xff\xff\xff\xff\xff\xff\xff\x7f\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00"+magic...))
+
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, cfg := range []openConfig{defaultConfig, fuzzConfig} {
+			if r, err := openBytes(b, cfg); err == nil {
+				checkReader(t, r)
+			} else if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("openBytes: %v does not wrap ErrCorrupt", err)
+			}
+			if r, err := open(context.Background(), int64(len(b)), bytesRange(b), cfg); err == nil {
+				checkReader(t, r)
+			} else if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("open: %v does not wrap ErrCorrupt", err)
+			}
+		}
+	})
+}
+
+// checkReader reads everything from r and checks what decodes against its
+// meta; a decoding error must wrap ErrCorrupt.
+func checkReader(t *testing.T, r *Reader) {
+	meta := r.Meta()
+	if meta.Count < 1 || meta.FirstSeq < 1 || meta.LastSeq < meta.FirstSeq || meta.FirstTime > meta.LastTime ||
+		uint64(meta.Count-1) > meta.LastSeq-meta.FirstSeq || meta.Frames < 1 || meta.Frames > meta.Count {
+		t.Fatalf("inconsistent meta %+v", meta)
+	}
+	ctx := context.Background()
+	var prev uint64
+	n := 0
+	err := r.Range(ctx, 0, 0, func(m Msg) error {
+		if m.Seq <= prev || m.Seq < meta.FirstSeq || m.Seq > meta.LastSeq || m.Time < meta.FirstTime || m.Time > meta.LastTime {
+			return fmt.Errorf("message %d (seq %d, time %d) out of order or range of %+v", n, m.Seq, m.Time, meta)
+		}
+		prev = m.Seq
+		n++
+		return nil
+	})
+	switch {
+	case err == nil && n != meta.Count:
+		t.Fatalf("Range returned %d messages, meta says %d", n, meta.Count)
+	case err != nil && !errors.Is(err, ErrCorrupt):
+		t.Fatalf("Range: %v", err)
+	}
+	for _, seq := range []uint64{meta.FirstSeq, meta.LastSeq, meta.FirstSeq + (meta.LastSeq-meta.FirstSeq)/2} {
+		m, err := r.Get(ctx, seq)
+		switch {
+		case err == nil && m.Seq != seq:
+			t.Fatalf("Get(%d) returned seq %d", seq, m.Seq)
+		case err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrNotFound):
+			t.Fatalf("Get(%d): %v", seq, err)
+		}
+	}
+}
