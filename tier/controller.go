@@ -60,9 +60,10 @@ func WithLogger(l *slog.Logger) ControllerOption {
 	return func(c *Controller) { c.log = l }
 }
 
-// WithReaderCache sets how many opened block footers are kept (default 4096).
-func WithReaderCache(n int) ControllerOption {
-	return func(c *Controller) { c.readers = newReaderCache(n) }
+// WithReaderCache sets how many bytes of opened block footers are kept
+// (default 64 MiB; an 8 MiB block of small messages has a ~100 KiB footer).
+func WithReaderCache(bytes int64) ControllerOption {
+	return func(c *Controller) { c.readers = newReaderCache(bytes) }
 }
 
 // NewController returns a controller over levels, hottest first.
@@ -89,7 +90,7 @@ func NewController(levels []Level, opts ...ControllerOption) (*Controller, error
 		o(c)
 	}
 	if c.readers == nil {
-		c.readers = newReaderCache(4096)
+		c.readers = newReaderCache(64 << 20)
 	}
 	return c, nil
 }

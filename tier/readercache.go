@@ -8,11 +8,13 @@ import (
 )
 
 // readerCache keeps opened block readers (their parsed footers) per tier and
-// key, least recently used out first, so a read from a cold tier costs one
-// ranged read of one frame. Safe for concurrent use.
+// key, bounded by the footers' bytes, least recently used out first, so a
+// read from a cold tier costs one ranged read of one frame. Safe for
+// concurrent use.
 type readerCache struct {
 	mu    sync.Mutex
-	max   int
+	max   int64 // bytes of footers
+	bytes int64
 	order *list.List // of *readerEntry, most recent in front
 	byKey map[readerKey]*list.Element
 }
@@ -27,7 +29,7 @@ type readerEntry struct {
 	r *block.Reader
 }
 
-func newReaderCache(max int) *readerCache {
+func newReaderCache(max int64) *readerCache {
 	return &readerCache{max: max, order: list.New(), byKey: map[readerKey]*list.Element{}}
 }
 
@@ -50,23 +52,26 @@ func (c *readerCache) put(level int, key string, r *block.Reader) {
 	defer c.mu.Unlock()
 	k := readerKey{level, key}
 	if e, ok := c.byKey[k]; ok {
-		e.Value.(*readerEntry).r = r
-		c.order.MoveToFront(e)
-		return
+		c.removeLocked(e)
 	}
 	c.byKey[k] = c.order.PushFront(&readerEntry{k, r})
-	for c.order.Len() > c.max {
-		old := c.order.Remove(c.order.Back()).(*readerEntry)
-		delete(c.byKey, old.k)
+	c.bytes += r.FooterSize()
+	for c.bytes > c.max && c.order.Len() > 1 {
+		c.removeLocked(c.order.Back())
 	}
+}
+
+func (c *readerCache) removeLocked(e *list.Element) {
+	old := c.order.Remove(e).(*readerEntry)
+	delete(c.byKey, old.k)
+	c.bytes -= old.r.FooterSize()
 }
 
 func (c *readerCache) drop(level int, key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.byKey[readerKey{level, key}]; ok {
-		c.order.Remove(e)
-		delete(c.byKey, e.Value.(*readerEntry).k)
+		c.removeLocked(e)
 	}
 }
 
