@@ -34,6 +34,9 @@ type Controller struct {
 	log     *slog.Logger
 	readers *readerCache
 	stats   []levelStats
+
+	mu      sync.Mutex
+	evicted []Eviction // evictions a store made on its own, for the next Evict
 }
 
 type levelStats struct {
@@ -111,29 +114,61 @@ func (c *Controller) Stats() []TierStats {
 	return out
 }
 
-// Put writes blk under key to every tier at once and returns when all hold
-// it. On error some tiers may hold the block: blocks are immutable and keys
-// never reused, so a retry of the same Put is safe and completes the set.
-func (c *Controller) Put(ctx context.Context, key string, blk []byte) error {
+// Put writes blk under key to every tier at once and returns, when all hold
+// it, the names of the tiers holding it, hottest first. A bounded tier too
+// small for the block (ErrTooLarge) is skipped: it could never hold it. On
+// error some tiers may hold the block: blocks are immutable and keys never
+// reused, so a retry of the same Put is safe and completes the set.
+func (c *Controller) Put(ctx context.Context, key string, blk []byte) ([]string, error) {
 	errs := make([]error, len(c.levels))
+	held := make([]bool, len(c.levels))
 	var wg sync.WaitGroup
 	for i, l := range c.levels {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := l.Tier.Put(ctx, key, blk); err != nil {
+		wg.Go(func() {
+			err := l.Tier.Put(ctx, key, blk)
+			switch {
+			case err == nil:
+				c.stats[i].writes.Add(1)
+				held[i] = true
+			case errors.Is(err, ErrTooLarge) && i < len(c.levels)-1:
+				c.log.Debug("block larger than the tier's bound, not cached there", "tier", l.Tier.Name(), "key", key, "size", len(blk))
+			default:
 				c.stats[i].errors.Add(1)
 				errs[i] = fmt.Errorf("%s: %w", l.Tier.Name(), err)
-				return
 			}
-			c.stats[i].writes.Add(1)
-		}()
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("write-through of %s: %w", key, err)
+		return nil, fmt.Errorf("write-through of %s: %w", key, err)
 	}
-	return nil
+	var names []string
+	for i, l := range c.levels {
+		if held[i] {
+			names = append(names, l.Tier.Name())
+		}
+	}
+	return names, nil
+}
+
+// maxNoted bounds the evictions kept between two Evict calls.
+const maxNoted = 1 << 16
+
+// NoteEvicted records that the named tier dropped key on its own (a memory
+// store over its bound evicts on Put); the next Evict reports it with its
+// own evictions so the index follows. Safe to call from a store's callback.
+func (c *Controller) NoteEvicted(tierName, key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, l := range c.levels {
+		if l.Tier.Name() == tierName {
+			c.readers.drop(i, key)
+			c.stats[i].evictions.Add(1)
+		}
+	}
+	if len(c.evicted) < maxNoted {
+		c.evicted = append(c.evicted, Eviction{Key: key, Tier: tierName, Reason: "bound"})
+	}
 }
 
 // Locate returns the names of the tiers holding key, hottest first.

@@ -79,7 +79,7 @@ func TestControllerWriteThroughAndFallthrough(t *testing.T) {
 	ctx := context.Background()
 	c, s := newController(t)
 	key, blk, msgs := sealed(t, "LOGS", 1, 500)
-	if err := c.Put(ctx, key, blk); err != nil {
+	if _, err := c.Put(ctx, key, blk); err != nil {
 		t.Fatal(err)
 	}
 	held, err := c.Locate(ctx, key)
@@ -142,7 +142,7 @@ func TestControllerReadRange(t *testing.T) {
 	ctx := context.Background()
 	c, s := newController(t)
 	key, blk, msgs := sealed(t, "LOGS", 100, 300)
-	if err := c.Put(ctx, key, blk); err != nil {
+	if _, err := c.Put(ctx, key, blk); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.mem.Delete(ctx, key); err != nil {
@@ -184,7 +184,7 @@ func TestControllerEvict(t *testing.T) {
 	var keys []string
 	for i := range 4 {
 		key, blk, _ := sealed(t, "LOGS", uint64(1+i*10), 10)
-		if err := c.Put(ctx, key, blk); err != nil {
+		if _, err := c.Put(ctx, key, blk); err != nil {
 			t.Fatal(err)
 		}
 		keys = append(keys, key)
@@ -250,7 +250,7 @@ func TestControllerNeverEvictsTheLastCopy(t *testing.T) {
 		k string
 		b []byte
 	}{{key1, blk1}, {key2, blk2}} {
-		if err := c.Put(ctx, p.k, p.b); err != nil {
+		if _, err := c.Put(ctx, p.k, p.b); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(2 * time.Millisecond)
@@ -282,7 +282,7 @@ func TestControllerStreamPolicy(t *testing.T) {
 	c, s := newController(t)
 	for i, stream := range []string{"HOT", "HOT", "COLD", "COLD"} {
 		key, blk, _ := sealed(t, stream, uint64(1+i*10), 5)
-		if err := c.Put(ctx, key, blk); err != nil {
+		if _, err := c.Put(ctx, key, blk); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -304,7 +304,7 @@ func TestControllerPromoteDemote(t *testing.T) {
 	ctx := context.Background()
 	c, s := newController(t)
 	key, blk, msgs := sealed(t, "LOGS", 1, 50)
-	if err := c.Put(ctx, key, blk); err != nil {
+	if _, err := c.Put(ctx, key, blk); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"memory", "file"} {

@@ -27,7 +27,8 @@ type Eviction struct {
 	// Expired is set when the block was removed from the coldest tier: it
 	// is gone from every tier and its index entry must go too.
 	Expired bool
-	// Reason is "max_age", "max_bytes" or "max_blocks".
+	// Reason is "max_age", "max_bytes", "max_blocks", or "bound" for a
+	// block a bounded store dropped on its own.
 	Reason string
 }
 
@@ -37,6 +38,10 @@ type EvictOptions struct {
 	// level (0 is the hottest), applied to that stream's blocks alone, and
 	// whether the stream has one.
 	StreamPolicy func(stream string, level int) (Policy, bool)
+	// Owns, when set, says whether this caller manages the stream's blocks
+	// in the tier at level; others are neither counted nor evicted. Replicas
+	// sharing a blob tier each manage the streams they lead there.
+	Owns func(stream string, level int) bool
 }
 
 // Evict applies each tier's policy (and the per-stream ones) at now and
@@ -45,13 +50,22 @@ type EvictOptions struct {
 // loses its last copy to a hot tier's policy). Removing a block from the
 // coldest tier expires it: it is deleted from every tier.
 func (c *Controller) Evict(ctx context.Context, now time.Time, opts EvictOptions) ([]Eviction, error) {
-	var out []Eviction
+	c.mu.Lock()
+	out := c.evicted
+	c.evicted = nil
+	c.mu.Unlock()
 	var errs []error
 	for i, l := range c.levels {
 		objs, err := l.Tier.List(ctx, "")
 		if err != nil {
 			errs = append(errs, fmt.Errorf("list %s: %w", l.Tier.Name(), err))
 			continue
+		}
+		if opts.Owns != nil {
+			objs = slices.DeleteFunc(objs, func(o Info) bool {
+				s, _, _, err := ParseKey(o.Key)
+				return err != nil || !opts.Owns(s, i)
+			})
 		}
 		victims := pickVictims(objs, now, l.Policy, i, opts)
 		for _, v := range victims {

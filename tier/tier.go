@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ErrNotFound is returned (wrapped) by a Tier when it does not hold a key.
@@ -97,7 +98,7 @@ const maxStreamName = 255
 
 // ValidateStream reports whether name is a stream name JetStream accepts and
 // that is safe in a path, an object key and a subject token: not empty, at
-// most 255 bytes, printable, with no whitespace, no '.', '*', '>', '/', '\\'
+// most 255 bytes of valid UTF-8, printable, with no whitespace, no '.', '*', '>', '/', '\\'
 // and not "." or "..".
 func ValidateStream(name string) error {
 	if name == "" {
@@ -105,6 +106,9 @@ func ValidateStream(name string) error {
 	}
 	if len(name) > maxStreamName {
 		return fmt.Errorf("%w: stream name longer than %d bytes", ErrInvalidKey, maxStreamName)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%w: stream name %q is not valid UTF-8", ErrInvalidKey, name)
 	}
 	for i := 0; i < len(name); i++ {
 		switch c := name[i]; {
