@@ -4,12 +4,14 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"testing"
@@ -95,7 +97,9 @@ func (r *replica) stop(t *testing.T) {
 				t.Errorf("replica: %v", err)
 			}
 		case <-time.After(60 * time.Second):
-			t.Error("replica did not stop within 60s")
+			var buf bytes.Buffer
+			pprof.Lookup("goroutine").WriteTo(&buf, 1)
+			t.Errorf("replica did not stop within 60s; goroutines:\n%s", buf.String())
 		}
 	})
 }

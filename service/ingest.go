@@ -65,26 +65,50 @@ type ingest struct {
 	flushTimeout time.Duration
 }
 
-// state is what one leadership term of the ingest keeps between messages.
-type state struct {
-	head        index.Head
-	rev         uint64
+// term is what one leadership term of the ingest keeps. The fetch loop owns
+// the builder being filled; the sealer owns rev. Full builders go to the
+// sealer through jobs and come back through free once committed, so blocks
+// are written while the next one fills, with at most 1+inFlight in memory.
+type term struct {
+	head        index.Head // head when the term began
+	rev         uint64     // head revision, advanced by the sealer
 	incarnation string
-	b           *block.Builder
-	oldest      time.Time         // when the builder's first message arrived
-	last        jetstream.Msg     // newest message added to the builder
-	unacked     []jetstream.Msg   // messages to ack one by one (AckExplicit consumers)
-	explicit    bool              // the consumer acks each message
-	seen        map[uint64]uint32 // content sums of the block holding redelivered seqs
-	seenBlock   uint64
+
+	b         *block.Builder
+	oldest    time.Time     // when the builder's first message arrived
+	last      jetstream.Msg // newest message added to the builder
+	lastAdded uint64        // highest seq handed to a builder this term
+
+	seen      map[uint64]uint32 // content sums of the block holding redelivered seqs
+	seenBlock uint64
+
+	jobs chan *sealJob
+	free chan *block.Builder
 }
+
+// sealJob is one full (or lingered) builder and its last message, to ack;
+// the writer fills in the rest and closes written.
+type sealJob struct {
+	b    *block.Builder
+	last jetstream.Msg
+
+	written chan struct{}
+	bm      block.Meta
+	key     string
+	tiers   []string
+	err     error
+}
+
+// inFlight is how many sealed blocks may be written to the tiers at once
+// while the next one fills; commits stay in order.
+const inFlight = 2
 
 // run ingests until ctx is done (then it seals the partial block, unless
 // leadership was lost), the stream is deleted, or a commit is fenced.
 func (in *ingest) run(ctx context.Context) error {
 	in.stats.Leader.Store(true)
 	defer in.stats.Leader.Store(false)
-	st, cons, err := in.start(ctx)
+	t, cons, err := in.start(ctx)
 	if err != nil {
 		return err
 	}
@@ -93,42 +117,136 @@ func (in *ingest) run(ctx context.Context) error {
 		return fmt.Errorf("consume %s: %w", in.pol.source, err)
 	}
 	defer msgs.Stop()
-	in.log.Info("ingest started", "after_seq", st.head.LastSeq, "consumer", in.pol.consumer)
+
+	// The sealer works under its own context: at shutdown it still seals
+	// and commits the partial block (bounded by flushTimeout); it stops at
+	// once when leadership is lost, and a failed commit stops the loop.
+	lctx, stopLoop := context.WithCancelCause(ctx)
+	defer stopLoop(nil)
+	sctx, stopSealer := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopSealer(nil)
+	sealed := make(chan struct{})
+	go func() {
+		defer close(sealed)
+		in.sealer(sctx, t, func(err error) { stopLoop(err) })
+	}()
+
+	in.log.Info("ingest started", "after_seq", t.head.LastSeq, "consumer", in.pol.consumer)
+	err = in.loop(lctx, t, msgs)
+	cause := context.Cause(lctx)
+	switch {
+	case errors.Is(context.Cause(ctx), index.ErrLeadershipLost):
+		stopSealer(index.ErrLeadershipLost)
+		err = index.ErrLeadershipLost
+	case cause != nil && !errors.Is(cause, context.Canceled):
+		err = cause // the sealer failed
+	default:
+		timer := time.AfterFunc(in.flushTimeout, func() { stopSealer(errors.New("flush timed out")) })
+		defer timer.Stop()
+		if t.b != nil && t.b.Len() > 0 {
+			select {
+			case t.jobs <- &sealJob{b: t.b, last: t.last}:
+			case <-sctx.Done():
+			}
+			t.b = nil
+		}
+	}
+	close(t.jobs)
+	<-sealed
+	if ctx.Err() != nil && err == nil {
+		in.log.Info("ingest stopped; every fetched message is sealed", "last_seq", in.stats.LastSeq.Load())
+	}
+	return err
+}
+
+// loop fetches messages into builders and hands them to the sealer when
+// full or when their oldest message has waited max_linger. It returns nil
+// when ctx is done.
+func (in *ingest) loop(ctx context.Context, t *term, msgs jetstream.MessagesContext) error {
+	// Next waits under a context whose deadline is the builder's seal time
+	// (its oldest message plus max_linger), or a second when it is empty;
+	// one context serves every message until that deadline changes.
+	var w waiter
+	defer w.stop()
 	for {
-		wait := time.Second
-		if st.b.Len() > 0 {
-			wait = time.Until(st.oldest.Add(in.pol.linger))
-			if wait <= 0 {
-				if err := in.seal(ctx, st); err != nil {
-					return in.stop(ctx, st, err)
+		want := w.deadline
+		if t.b.Len() > 0 {
+			want = t.oldest.Add(in.pol.linger)
+			if !time.Now().Before(want) {
+				if err := in.handOver(ctx, t); err != nil {
+					return nil
 				}
 				continue
 			}
+		} else if w.ctx == nil || !w.deadline.After(time.Now()) {
+			want = time.Now().Add(time.Second)
 		}
-		nctx, cancel := context.WithTimeout(ctx, wait)
-		m, err := msgs.Next(jetstream.NextContext(nctx))
-		cancel()
+		wctx := w.until(ctx, want)
+		m, err := msgs.Next(jetstream.NextContext(wctx))
 		switch {
 		case ctx.Err() != nil:
-			return in.stop(ctx, st, nil)
+			return nil
 		case errors.Is(err, context.DeadlineExceeded):
+			w.stop()
 			continue
 		case err != nil:
-			return in.stop(ctx, st, fmt.Errorf("fetch from %s: %w", in.pol.source, err))
+			return fmt.Errorf("fetch from %s: %w", in.pol.source, err)
 		}
-		if err := in.add(ctx, st, m); err != nil {
-			return in.stop(ctx, st, err)
+		if err := in.add(ctx, t, m); err != nil {
+			return err
 		}
-		if st.b.Full() {
-			if err := in.seal(ctx, st); err != nil {
-				return in.stop(ctx, st, err)
+		if t.b.Full() {
+			if err := in.handOver(ctx, t); err != nil {
+				return nil
 			}
 		}
 	}
 }
 
+// waiter keeps one deadline context for as long as the deadline holds.
+type waiter struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
+	deadline time.Time
+}
+
+// until returns a context of parent ending at d, reusing the current one
+// when its deadline is d.
+func (w *waiter) until(parent context.Context, d time.Time) context.Context {
+	if w.ctx == nil || !d.Equal(w.deadline) {
+		w.stop()
+		w.ctx, w.cancel = context.WithDeadline(parent, d)
+		w.deadline = d
+	}
+	return w.ctx
+}
+
+func (w *waiter) stop() {
+	if w.cancel != nil {
+		w.cancel()
+	}
+	w.ctx, w.cancel = nil, nil
+}
+
+// handOver gives the builder to the sealer and takes a free one, waiting
+// while the sealer is still busy with the block before.
+func (in *ingest) handOver(ctx context.Context, t *term) error {
+	select {
+	case t.jobs <- &sealJob{b: t.b, last: t.last}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	t.b, t.last = nil, nil
+	select {
+	case t.b = <-t.free:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // start reads the stream and its head and makes sure of the consumer.
-func (in *ingest) start(ctx context.Context) (*state, jetstream.Consumer, error) {
+func (in *ingest) start(ctx context.Context) (*term, jetstream.Consumer, error) {
 	str, err := in.js.Stream(ctx, in.pol.stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, nil, fmt.Errorf("%w: %s", ErrStreamGone, in.pol.stream)
@@ -160,7 +278,16 @@ func (in *ingest) start(ctx context.Context) (*state, jetstream.Consumer, error)
 		return nil, nil, err
 	}
 	in.stats.LastSeq.Store(head.LastSeq)
-	return &state{head: head, rev: rev, incarnation: inc, b: b}, cons, nil
+	t := &term{head: head, rev: rev, incarnation: inc, b: b, lastAdded: head.LastSeq,
+		jobs: make(chan *sealJob), free: make(chan *block.Builder, inFlight+1)} // room for every builder
+	for range inFlight {
+		spare, err := block.NewBuilder(in.pol.block)
+		if err != nil {
+			return nil, nil, err
+		}
+		t.free <- spare
+	}
+	return t, cons, nil
 }
 
 // source returns the stream to consume: the stream itself, or for a
@@ -230,70 +357,107 @@ func (in *ingest) consumer(ctx context.Context, str jetstream.Stream, after uint
 
 // add puts one fetched message in the builder, or acks it when an earlier
 // term already archived it.
-func (in *ingest) add(ctx context.Context, st *state, m jetstream.Msg) error {
+func (in *ingest) add(ctx context.Context, t *term, m jetstream.Msg) error {
 	meta, err := m.Metadata()
 	if err != nil {
 		return fmt.Errorf("message metadata: %w", err)
 	}
 	in.stats.Pending.Store(meta.NumPending)
 	seq := meta.Sequence.Stream
-	msg := block.Msg{
-		Seq:     seq,
-		Subject: m.Subject(),
-		Header:  encodeHeader(m.Headers()),
-		Data:    m.Data(),
-		Time:    meta.Timestamp.UnixNano(),
-	}
 	switch {
-	case seq <= st.head.LastSeq:
+	case seq <= t.head.LastSeq:
 		in.stats.Skipped.Add(1)
-		in.verify(ctx, st, msg)
+		in.verify(ctx, t, in.toBlock(m, seq, meta.Timestamp))
 		if err := m.Ack(); err != nil {
 			in.log.Warn("ack of an archived message failed; it will come again", "seq", seq, "err", err)
 		}
 		return nil
-	case st.b.Len() > 0 && seq <= st.b.LastSeq():
-		return nil // redelivered while its block fills: the builder has it
+	case seq <= t.lastAdded:
+		return nil // redelivered while its block fills or seals
 	}
-	if err := st.b.Add(msg); err != nil {
+	if err := t.b.Add(in.toBlock(m, seq, meta.Timestamp)); err != nil {
 		return err
 	}
-	if st.b.Len() == 1 {
-		st.oldest = time.Now()
+	if t.b.Len() == 1 {
+		t.oldest = time.Now()
 	}
-	st.last = m
+	t.last, t.lastAdded = m, seq
 	return nil
 }
 
-// seal writes the builder's block to every tier, commits it to the index and
-// acks its messages, retrying tier and index failures until ctx is done.
-func (in *ingest) seal(ctx context.Context, st *state) error {
-	blk, bm, err := st.b.Seal()
+func (in *ingest) toBlock(m jetstream.Msg, seq uint64, ts time.Time) block.Msg {
+	return block.Msg{Seq: seq, Subject: m.Subject(), Header: encodeHeader(m.Headers()), Data: m.Data(), Time: ts.UnixNano()}
+}
+
+// sealer seals and writes the jobs' blocks, up to inFlight at once, and
+// commits and acks them one by one in order. It returns when t.jobs is
+// closed and every block handed over is committed, or when a block fails:
+// then it reports the error through fail and commits nothing after it.
+func (in *ingest) sealer(ctx context.Context, t *term, fail func(error)) {
+	queue := make(chan *sealJob, inFlight)
+	go func() {
+		defer close(queue)
+		for job := range t.jobs {
+			job.written = make(chan struct{})
+			go func() {
+				defer close(job.written)
+				in.write(ctx, job)
+			}()
+			queue <- job
+		}
+	}()
+	var failed error
+	for job := range queue {
+		<-job.written
+		if failed == nil {
+			failed = job.err
+			if failed == nil {
+				failed = in.commit(ctx, t, job)
+			}
+			if failed != nil {
+				fail(failed)
+			}
+		}
+		if failed == nil {
+			t.free <- job.b
+		}
+	}
+}
+
+// write seals a builder's block and writes it to every tier, retrying
+// failures until ctx is done.
+func (in *ingest) write(ctx context.Context, job *sealJob) {
+	blk, bm, err := job.b.Seal()
 	if err != nil {
+		job.err = err
+		return
+	}
+	job.bm = bm
+	if job.key, job.err = tier.Key(in.pol.stream, bm.FirstSeq, bm.LastSeq); job.err != nil {
+		return
+	}
+	job.err = retry(ctx, in.log, "write block "+job.key, func() (err error) {
+		job.tiers, err = in.ctrl.Put(ctx, job.key, blk)
 		return err
-	}
-	key, err := tier.Key(in.pol.stream, bm.FirstSeq, bm.LastSeq)
-	if err != nil {
-		return err
-	}
-	if err := retry(ctx, in.log, "write block "+key, func() error { return in.ctrl.Put(ctx, key, blk) }); err != nil {
-		return err
-	}
-	var tiers []string
-	for _, l := range in.ctrl.Levels() {
-		tiers = append(tiers, l.Tier.Name())
-	}
+	})
+}
+
+// commit records a written block in the index, moving the stream's head,
+// and acks its messages; it retries index failures until ctx is done, but
+// never a fenced or conflicting commit.
+func (in *ingest) commit(ctx context.Context, t *term, job *sealJob) error {
+	bm := job.bm
 	meta := index.BlockMeta{
 		Stream: in.pol.stream, FirstSeq: bm.FirstSeq, LastSeq: bm.LastSeq,
 		FirstTime: bm.FirstTime, LastTime: bm.LastTime, Count: uint64(bm.Count),
 		RawSize: bm.RawSize, Size: bm.Size, Frames: bm.Frames, Codec: bm.Codec.String(),
-		Checksum: bm.Checksum, Tiers: tiers, Key: key, Version: int(bm.Version),
+		Checksum: bm.Checksum, Tiers: job.tiers, Key: job.key, Version: int(bm.Version),
 		Created: time.Now().UnixNano(),
 	}
 	var rev uint64
-	err = retry(ctx, in.log, "commit block "+key, func() error {
+	err := retry(ctx, in.log, "commit block "+job.key, func() error {
 		var err error
-		rev, err = in.ix.Commit(ctx, meta, st.rev, in.id, st.incarnation)
+		rev, err = in.ix.Commit(ctx, meta, t.rev, in.id, t.incarnation)
 		if errors.Is(err, index.ErrFenced) || errors.Is(err, index.ErrConflict) || errors.Is(err, index.ErrInvalid) {
 			return permanent{err}
 		}
@@ -302,51 +466,32 @@ func (in *ingest) seal(ctx context.Context, st *state) error {
 	if err != nil {
 		return err
 	}
-	st.rev = rev
-	st.head = index.Head{Stream: in.pol.stream, LastSeq: bm.LastSeq, Block: meta, Leader: in.id, Incarnation: st.incarnation}
+	t.rev = rev
 	in.stats.Blocks.Add(1)
 	in.stats.Messages.Add(int64(bm.Count))
 	in.stats.RawBytes.Add(bm.RawSize)
 	in.stats.Bytes.Add(bm.Size)
 	in.stats.LastSeq.Store(bm.LastSeq)
-	in.ack(ctx, st)
+	in.ack(ctx, job.last, bm.LastSeq)
+	in.log.Debug("block committed", "first_seq", bm.FirstSeq, "last_seq", bm.LastSeq, "msgs", bm.Count, "raw", bm.RawSize, "stored", bm.Size)
 	return nil
 }
 
-// ack acknowledges the committed block by its last message: the consumer
-// acks all, so the server takes it for every earlier one. The ack waits for
-// the server's confirmation; a lost ack means the messages come again, and
-// are then acked as already archived.
-func (in *ingest) ack(ctx context.Context, st *state) {
-	if st.last == nil {
-		return
-	}
+// ack acknowledges a committed block by its last message: the consumer acks
+// all, so the server takes it for every earlier one. The ack waits for the
+// server's confirmation; a lost ack means the messages come again, and are
+// then acked as already archived.
+func (in *ingest) ack(ctx context.Context, last jetstream.Msg, seq uint64) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := st.last.DoubleAck(actx); err != nil {
-		in.log.Warn("block ack not confirmed; its messages may come again and will be skipped", "last_seq", st.head.LastSeq, "err", err)
+	if err := last.DoubleAck(actx); err != nil {
+		in.log.Warn("block ack not confirmed; its messages may come again and will be skipped", "last_seq", seq, "err", err)
 	}
-	st.last = nil
-}
-
-// stop ends a term. On shutdown (ctx cancelled, leadership not lost) the
-// partial block is sealed, committed and acked, with its own time bound.
-func (in *ingest) stop(ctx context.Context, st *state, cause error) error {
-	if cause == nil && st.b.Len() > 0 && !errors.Is(context.Cause(ctx), index.ErrLeadershipLost) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.flushTimeout)
-		defer cancel()
-		if err := in.seal(fctx, st); err != nil {
-			in.log.Error("partial block not sealed at shutdown; its messages will be delivered again", "err", err)
-		} else {
-			in.log.Info("partial block sealed at shutdown", "last_seq", st.head.LastSeq)
-		}
-	}
-	return cause
 }
 
 // verify checks a redelivered, already archived message against the archive
 // and reports loudly when its content differs; the archive is never changed.
-func (in *ingest) verify(ctx context.Context, st *state, m block.Msg) {
+func (in *ingest) verify(ctx context.Context, st *term, m block.Msg) {
 	bm, ok := in.ix.Lookup(in.pol.stream, m.Seq)
 	if !ok {
 		return // a gap, or a block since expired

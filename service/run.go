@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -82,7 +84,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		running: map[string]context.CancelFunc{}, stats: map[string]*StreamStats{},
 	}
 	log.Info("nts ready", "instance", id, "nats", nc.ConnectedUrlRedacted(), "tiers", names, "index", cfg.Index.Bucket)
+	var wg sync.WaitGroup
+	wg.Go(func() { arch.lifecycle(ctx, time.Duration(cfg.Tiers.PolicyInterval)) })
 	arch.run(ctx) // returns when ctx is done and every ingest has sealed its partial block
+	wg.Wait()
 	log.Info("stopped")
 	return nil
 }
@@ -127,12 +132,15 @@ func Connect(cfg NATSConfig, url string, log *slog.Logger) (*nats.Conn, error) {
 // OpenTiers opens the enabled tiers, hottest first, under one controller.
 func OpenTiers(ctx context.Context, cfg Config, log *slog.Logger) (*tier.Controller, error) {
 	var levels []tier.Level
+	var ctrl atomic.Pointer[tier.Controller]
 	t := cfg.Tiers
 	if t.Memory.On() {
-		levels = append(levels, tier.Level{
-			Tier:   tier.NewMemory(int64(t.Memory.MaxBytes), t.Memory.MaxBlocks),
-			Policy: t.Memory.policy().tier(),
-		})
+		mem := tier.NewMemory(int64(t.Memory.MaxBytes), t.Memory.MaxBlocks, tier.OnEvict(func(key string) {
+			if c := ctrl.Load(); c != nil {
+				c.NoteEvicted("memory", key)
+			}
+		}))
+		levels = append(levels, tier.Level{Tier: mem, Policy: t.Memory.policy().tier()})
 	}
 	if t.File.On() {
 		f, err := tier.NewFile(t.File.Dir)
@@ -148,7 +156,12 @@ func OpenTiers(ctx context.Context, cfg Config, log *slog.Logger) (*tier.Control
 		}
 		levels = append(levels, tier.Level{Tier: b, Policy: t.Blob.policy().tier()})
 	}
-	return tier.NewController(levels, tier.WithLogger(log))
+	c, err := tier.NewController(levels, tier.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	ctrl.Store(c)
+	return c, nil
 }
 
 func (p TierPolicy) tier() tier.Policy {

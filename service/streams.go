@@ -136,7 +136,7 @@ func (a *archiver) policyFor(name string) (policy, bool) {
 	}
 	var spec *StreamSpec
 	for i := range a.cfg.Streams {
-		if ok, _ := path.Match(a.cfg.Streams[i].Name, name); ok {
+		if matches(a.cfg.Streams[i].Name, name) {
 			spec = &a.cfg.Streams[i]
 			break
 		}
@@ -166,6 +166,12 @@ func (a *archiver) policyFor(name string) (policy, bool) {
 	p.block = block.Options{Stream: name, Codec: codec, TargetSize: int64(bc.TargetSize), FrameSize: int(bc.FrameSize)}
 	p.linger = time.Duration(bc.MaxLinger)
 	return p, true
+}
+
+// matches reports whether a configured stream name or pattern selects name.
+func matches(pattern, name string) bool {
+	ok, _ := path.Match(pattern, name)
+	return ok
 }
 
 // kindOf tells a stream's kind from its name.
