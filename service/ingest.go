@@ -21,14 +21,15 @@ import (
 var (
 	// ErrStreamGone: the stream was deleted; its archive stays readable.
 	ErrStreamGone = errors.New("service: stream deleted")
-	// ErrRecreated: the stream was deleted and created again under the same
-	// name; archiving it would mix two histories under one name.
-	ErrRecreated = errors.New("service: stream recreated")
+	// ErrIncarnations: a stream was deleted and created again more times
+	// than nts keeps archives apart for.
+	ErrIncarnations = errors.New("service: too many incarnations of the stream")
 )
 
 // policy is the resolved archive policy of one stream.
 type policy struct {
-	stream   string // the stream archived (its name in blocks and index)
+	stream   string // the JetStream stream followed
+	archive  string // its name in blocks, tiers and index (see archiveFor)
 	source   string // the stream consumed: the stream itself or its mirror
 	kind     string // plain, kv or obj
 	mirror   string // auto, always or never
@@ -131,7 +132,7 @@ func (in *ingest) run(ctx context.Context) error {
 		in.sealer(sctx, t, func(err error) { stopLoop(err) })
 	}()
 
-	in.log.Info("ingest started", "after_seq", t.head.LastSeq, "consumer", in.pol.consumer)
+	in.log.Info("ingest started", "archive", in.pol.archive, "after_seq", t.head.LastSeq, "consumer", in.pol.consumer)
 	err = in.loop(lctx, t, msgs)
 	cause := context.Cause(lctx)
 	switch {
@@ -258,17 +259,11 @@ func (in *ingest) start(ctx context.Context) (*term, jetstream.Consumer, error) 
 	if str, err = in.source(ctx, str); err != nil {
 		return nil, nil, err
 	}
-	if _, err := in.ix.Repair(ctx, in.pol.stream); err != nil {
-		return nil, nil, fmt.Errorf("repair index of %s: %w", in.pol.stream, err)
-	}
-	head, rev, err := in.ix.Head(ctx, in.pol.stream)
+	head, rev, err := in.archiveFor(ctx, inc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("head of %s: %w", in.pol.stream, err)
+		return nil, nil, err
 	}
-	if head.LastSeq > 0 && head.Incarnation != "" && head.Incarnation != inc {
-		return nil, nil, fmt.Errorf("%w: %s was created at %s; its archive holds seqs up to %d of the stream created at %s, kept readable and never overwritten",
-			ErrRecreated, in.pol.stream, inc, head.LastSeq, head.Incarnation)
-	}
+	in.pol.block.Stream = in.pol.archive
 	cons, err := in.consumer(ctx, str, head.LastSeq)
 	if err != nil {
 		return nil, nil, err
@@ -288,6 +283,45 @@ func (in *ingest) start(ctx context.Context) (*term, jetstream.Consumer, error) 
 		t.free <- spare
 	}
 	return t, cons, nil
+}
+
+// maxIncarnations bounds how many lives of one stream name are archived
+// apart.
+const maxIncarnations = 1000
+
+// archiveFor finds the archive of this incarnation of the stream, created at
+// inc, and returns its head. The first incarnation is archived under the
+// stream's name. A stream deleted and created again restarts its sequences
+// at 1, so each later incarnation is archived apart, under "<name>~2",
+// "<name>~3", ...: the earlier archives stay readable under their names and
+// are never overwritten. Each archive's head records the incarnation (the
+// stream's creation time) it belongs to.
+func (in *ingest) archiveFor(ctx context.Context, inc string) (index.Head, uint64, error) {
+	for n := 1; n <= maxIncarnations; n++ {
+		name := in.pol.stream
+		if n > 1 {
+			name = fmt.Sprintf("%s~%d", in.pol.stream, n)
+		}
+		if err := tier.ValidateStream(name); err != nil {
+			return index.Head{}, 0, fmt.Errorf("archive name for incarnation %d of %s: %w", n, in.pol.stream, err)
+		}
+		if _, err := in.ix.Repair(ctx, name); err != nil {
+			return index.Head{}, 0, fmt.Errorf("repair index of %s: %w", name, err)
+		}
+		head, rev, err := in.ix.Head(ctx, name)
+		if err != nil {
+			return index.Head{}, 0, fmt.Errorf("head of %s: %w", name, err)
+		}
+		if head.LastSeq == 0 || head.Incarnation == "" || head.Incarnation == inc {
+			if n > 1 {
+				in.log.Warn("stream was deleted and created again: this incarnation is archived apart; earlier ones stay readable",
+					"archive", name, "created", inc)
+			}
+			in.pol.archive = name
+			return head, rev, nil
+		}
+	}
+	return index.Head{}, 0, fmt.Errorf("%w: %s", ErrIncarnations, in.pol.stream)
 }
 
 // source returns the stream to consume: the stream itself, or for a
@@ -433,7 +467,7 @@ func (in *ingest) write(ctx context.Context, job *sealJob) {
 		return
 	}
 	job.bm = bm
-	if job.key, job.err = tier.Key(in.pol.stream, bm.FirstSeq, bm.LastSeq); job.err != nil {
+	if job.key, job.err = tier.Key(in.pol.archive, bm.FirstSeq, bm.LastSeq); job.err != nil {
 		return
 	}
 	job.err = retry(ctx, in.log, "write block "+job.key, func() (err error) {
@@ -448,7 +482,7 @@ func (in *ingest) write(ctx context.Context, job *sealJob) {
 func (in *ingest) commit(ctx context.Context, t *term, job *sealJob) error {
 	bm := job.bm
 	meta := index.BlockMeta{
-		Stream: in.pol.stream, FirstSeq: bm.FirstSeq, LastSeq: bm.LastSeq,
+		Stream: in.pol.archive, FirstSeq: bm.FirstSeq, LastSeq: bm.LastSeq,
 		FirstTime: bm.FirstTime, LastTime: bm.LastTime, Count: uint64(bm.Count),
 		RawSize: bm.RawSize, Size: bm.Size, Frames: bm.Frames, Codec: bm.Codec.String(),
 		Checksum: bm.Checksum, Tiers: job.tiers, Key: job.key, Version: int(bm.Version),
@@ -492,7 +526,7 @@ func (in *ingest) ack(ctx context.Context, last jetstream.Msg, seq uint64) {
 // verify checks a redelivered, already archived message against the archive
 // and reports loudly when its content differs; the archive is never changed.
 func (in *ingest) verify(ctx context.Context, st *term, m block.Msg) {
-	bm, ok := in.ix.Lookup(in.pol.stream, m.Seq)
+	bm, ok := in.ix.Lookup(in.pol.archive, m.Seq)
 	if !ok {
 		return // a gap, or a block since expired
 	}
@@ -511,7 +545,7 @@ func (in *ingest) verify(ctx context.Context, st *term, m block.Msg) {
 	if sum, ok := st.seen[m.Seq]; ok && sum != msgSum(m) {
 		in.stats.Mismatch.Add(1)
 		in.log.Error("REDELIVERED MESSAGE DIFFERS FROM THE ARCHIVE; the archive keeps the first version",
-			"stream", in.pol.stream, "seq", m.Seq, "subject", m.Subject)
+			"archive", in.pol.archive, "seq", m.Seq, "subject", m.Subject)
 	}
 }
 

@@ -105,8 +105,8 @@ func (a *archiver) start(ctx context.Context, pol policy) {
 			case errors.Is(err, ErrStreamGone):
 				log.Warn("stream deleted: ingest stopped, its archive stays readable")
 				cancel()
-			case errors.Is(err, ErrRecreated):
-				log.Error("stream recreated under an archived name: not archiving it", "err", err)
+			case errors.Is(err, ErrIncarnations):
+				log.Error("not archiving the stream", "err", err)
 				cancel()
 			case errors.Is(err, index.ErrFenced):
 				log.Warn("another replica committed for this stream: stepping down", "err", err)
