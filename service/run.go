@@ -1,5 +1,3 @@
-// Package service runs nts: the connection to NATS (or an embedded server),
-// the tiers, the ingest of each stream and the micro service endpoints.
 package service
 
 import (
