@@ -45,7 +45,7 @@ type openConfig struct {
 var defaultConfig = openConfig{maxRaw: MaxMsgSize}
 
 // Open reads the trailer and footer of the block of size bytes that read
-// reads, checks them, and returns a reader for it. It reads the last 64 KiB
+// reads, checks them, and returns a reader for it. It reads the last 256 KiB
 // (or the whole block if smaller) in one call, and reads again only the part
 // of a larger footer that this missed. The header is checked when the block
 // fits in that read. It returns an error wrapping ErrCorrupt if the block is

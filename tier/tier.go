@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -110,12 +111,12 @@ func ValidateStream(name string) error {
 	if !utf8.ValidString(name) {
 		return fmt.Errorf("%w: stream name %q is not valid UTF-8", ErrInvalidKey, name)
 	}
-	for i := 0; i < len(name); i++ {
-		switch c := name[i]; {
-		case c <= ' ' || c == 0x7f:
+	for _, r := range name {
+		switch {
+		case unicode.IsSpace(r) || !unicode.IsGraphic(r):
 			return fmt.Errorf("%w: stream name %q has whitespace or a control character", ErrInvalidKey, name)
-		case c == '.' || c == '*' || c == '>' || c == '/' || c == '\\':
-			return fmt.Errorf("%w: stream name %q has %q", ErrInvalidKey, name, c)
+		case r == '.' || r == '*' || r == '>' || r == '/' || r == '\\':
+			return fmt.Errorf("%w: stream name %q has %q", ErrInvalidKey, name, r)
 		}
 	}
 	return nil
