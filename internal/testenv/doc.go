@@ -6,7 +6,9 @@
 //     t.TempDir(), on a random port of 127.0.0.1.
 //   - S3: RunS3Mem serves the S3 protocol from memory in process (gofakes3);
 //     RunVersity runs versitygw, an S3 gateway over a local directory, as a
-//     separate process. CreateBucket and S3Client work with both.
+//     separate process; RunVersityServer returns a handle to stop it and
+//     start it again, as an outage would. CreateBucket and S3Client work
+//     with both.
 //   - Tools: Tool builds a command pinned in the repository's tools module
 //     (versitygw, the nats CLI) once and caches the binary across runs.
 //

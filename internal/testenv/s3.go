@@ -127,29 +127,109 @@ var errVersityPort = errors.New("port in use")
 // test failed, its output goes to the test log.
 func RunVersity(t testing.TB) S3Server {
 	t.Helper()
-	bin := Tool(t, "versitygw")
-	root := t.TempDir()
-	s := S3Server{
-		AccessKey: "nts-versity-access",
-		SecretKey: "nts-versity-secret",
-		Region:    s3DefaultRegion,
+	return RunVersityServer(t).S3Server
+}
+
+// VersityServer is a versitygw process, started by RunVersityServer, that a
+// test can stop and start again on the same port over the same directory,
+// as an S3 outage would. Its methods are safe for concurrent use, but Start
+// fails the test and so must be called from the test's goroutine.
+type VersityServer struct {
+	S3Server
+	// Dir is the directory the posix backend serves: object k of bucket b
+	// is the file Dir/b/k once its upload completed.
+	Dir string
+
+	t    testing.TB
+	bin  string
+	port int
+
+	mu   sync.Mutex
+	proc *versityProc // nil while stopped
+	logs []string     // output of the processes that exited
+}
+
+// RunVersityServer is RunVersity returning the server's handle, to stop it
+// and start it again during the test.
+func RunVersityServer(t testing.TB) *VersityServer {
+	t.Helper()
+	v := &VersityServer{
+		S3Server: S3Server{
+			AccessKey: "nts-versity-access",
+			SecretKey: "nts-versity-secret",
+			Region:    s3DefaultRegion,
+		},
+		Dir: t.TempDir(),
+		t:   t,
+		bin: Tool(t, "versitygw"),
 	}
 	for range 5 {
 		port, err := freePort()
 		if err != nil {
 			t.Fatalf("testenv: %v", err)
 		}
-		s.Endpoint = "http://127.0.0.1:" + strconv.Itoa(port)
-		err = startVersity(t, bin, root, port, s)
+		v.port = port
+		v.Endpoint = "http://127.0.0.1:" + strconv.Itoa(port)
+		p, err := startVersity(v.bin, v.Dir, port, v.S3Server)
 		if err == nil {
-			return s
+			v.proc = p
+			t.Cleanup(v.cleanup)
+			return v
 		}
 		if !errors.Is(err, errVersityPort) {
 			t.Fatalf("testenv: versitygw: %v", err)
 		}
 	}
 	t.Fatal("testenv: versitygw: no free port after 5 tries")
-	return S3Server{}
+	return nil
+}
+
+// Stop kills the server at once (SIGKILL: requests in flight are cut off,
+// as in a crash or a network outage) and waits for it to exit. The files
+// it serves stay. Stop is idempotent.
+func (v *VersityServer) Stop() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.proc == nil {
+		return
+	}
+	v.proc.kill()
+	v.logs = append(v.logs, v.proc.report())
+	v.proc = nil
+}
+
+// Start starts the server again, on the same port over the same directory,
+// and returns once it answers; it does nothing if the server runs. It fails
+// the test if the server cannot start (another process took the port).
+func (v *VersityServer) Start() {
+	v.t.Helper()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.proc != nil {
+		return
+	}
+	p, err := startVersity(v.bin, v.Dir, v.port, v.S3Server)
+	if err != nil {
+		v.t.Fatalf("testenv: restart versitygw on %s: %v", v.Endpoint, err)
+	}
+	v.proc = p
+}
+
+// cleanup stops the server gracefully and, if the test failed, logs the
+// output of every process it ran.
+func (v *VersityServer) cleanup() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.proc != nil {
+		v.proc.stop()
+		v.logs = append(v.logs, v.proc.report())
+		v.proc = nil
+	}
+	if v.t.Failed() {
+		for i, out := range v.logs {
+			v.t.Logf("testenv: versitygw on %s, run %d, %s", v.Endpoint, i+1, out)
+		}
+	}
 }
 
 // freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
@@ -162,70 +242,80 @@ func freePort() (int, error) {
 	return port, l.Close()
 }
 
-// startVersity runs versitygw on port and waits until it answers. On success
-// it has registered the cleanup that stops it; on failure the process has
-// exited.
-func startVersity(t testing.TB, bin, root string, port int, s S3Server) error {
-	out := &syncBuffer{}
-	cmd := exec.Command(bin,
+// versityProc is one running versitygw process.
+type versityProc struct {
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	exited  chan struct{} // closed once Wait returned
+	waitErr error         // Wait's result, set before exited is closed
+}
+
+// stop asks the process to exit and waits, killing it after 10s.
+func (p *versityProc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		p.kill()
+	}
+}
+
+// report describes how the exited process ended and what it wrote.
+func (p *versityProc) report() string {
+	return fmt.Sprintf("exited (%v); its output:\n%s", p.waitErr, p.out.String())
+}
+
+// kill kills the process and waits for it to exit.
+func (p *versityProc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// startVersity runs versitygw on port and waits until it answers. On
+// failure the process has exited.
+func startVersity(bin, root string, port int, s S3Server) (*versityProc, error) {
+	p := &versityProc{out: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin,
 		"--port", "127.0.0.1:"+strconv.Itoa(port),
 		"--region", s.Region,
 		"--quiet",
 		"posix", root)
 	// Credentials through the environment keep them out of process lists.
-	cmd.Env = append(os.Environ(),
+	p.cmd.Env = append(os.Environ(),
 		"ROOT_ACCESS_KEY_ID="+s.AccessKey,
 		"ROOT_SECRET_ACCESS_KEY="+s.SecretKey)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return err
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
 	}
-	exited := make(chan struct{})
-	var waitErr error
 	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
 	}()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}
 
 	client := &http.Client{Timeout: time.Second}
+	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(versityReadyTimeout)
 	for {
 		select {
-		case <-exited:
-			if strings.Contains(out.String(), "address already in use") {
-				return errVersityPort
+		case <-p.exited:
+			if strings.Contains(p.out.String(), "address already in use") {
+				return nil, errVersityPort
 			}
-			return fmt.Errorf("exited before answering: %v\n%s", waitErr, out.String())
+			return nil, fmt.Errorf("exited before answering: %v\n%s", p.waitErr, p.out.String())
 		default:
 		}
 		resp, err := client.Get(s.Endpoint)
 		if err == nil {
 			resp.Body.Close()
-			break
+			return p, nil
 		}
 		if time.Now().After(deadline) {
-			stop()
-			return fmt.Errorf("no answer on %s within %v: %v\n%s", s.Endpoint, versityReadyTimeout, err, out.String())
+			p.stop()
+			return nil, fmt.Errorf("no answer on %s within %v: %v\n%s", s.Endpoint, versityReadyTimeout, err, p.out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	client.CloseIdleConnections()
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("testenv: versitygw on %s exited (%v); its output:\n%s", s.Endpoint, waitErr, out.String())
-		}
-	})
-	return nil
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent use: a process writes

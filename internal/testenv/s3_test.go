@@ -1,13 +1,16 @@
 package testenv_test
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -73,6 +76,42 @@ func TestRunVersity(t *testing.T) {
 		}
 	})
 	wantS3Closed(t, srv.Endpoint)
+}
+
+// TestVersityServerStopStart stops versitygw and starts it again: while
+// stopped nothing answers on its endpoint; once started, on the same
+// endpoint, it serves what it held before.
+func TestVersityServerStopStart(t *testing.T) {
+	v := testenv.RunVersityServer(t)
+	s3RoundTrip(t, v.S3Server)
+	if _, err := os.Stat(filepath.Join(v.Dir, "bkt", "a", "b")); err != nil {
+		t.Fatalf("the object is not a file under Dir: %v", err)
+	}
+	c := testenv.S3Client(t, v.S3Server)
+	get := func() (string, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("bkt"), Key: aws.String("a/b")},
+			func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+		if err != nil {
+			return "", err
+		}
+		defer out.Body.Close()
+		b, err := io.ReadAll(out.Body)
+		return string(b), err
+	}
+	for i := range 2 {
+		v.Stop()
+		v.Stop() // idempotent
+		if got, err := get(); err == nil {
+			t.Fatalf("stop %d: GetObject = %q while stopped", i, got)
+		}
+		v.Start()
+		v.Start() // a running server is left alone
+		if got, err := get(); err != nil || got != "hello" {
+			t.Fatalf("start %d: GetObject = %q, %v", i, got, err)
+		}
+	}
 }
 
 func TestS3ServerURL(t *testing.T) {
