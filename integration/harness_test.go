@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/nats-tiered/nts/block"
 	"github.com/nats-tiered/nts/index"
@@ -61,6 +62,7 @@ func (e *env) config(t *testing.T) service.Config {
 	c.Block.MaxLinger = service.Duration(500 * time.Millisecond)
 	c.Tiers.Blob.URL = e.s3.URL("archive", "nts")
 	c.Tiers.Blob.AccessKey, c.Tiers.Blob.SecretKey = e.s3.AccessKey, e.s3.SecretKey
+	c.Service.InstanceID = nuid.Next()
 	c.Complete()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nuid"
-
 	"github.com/nats-tiered/nts/block"
 	"github.com/nats-tiered/nts/tier"
 	"github.com/nats-tiered/nts/tier/blob"
@@ -85,8 +83,9 @@ type SvcConfig struct {
 	// RequestTimeout bounds the time spent on one request.
 	RequestTimeout Duration `yaml:"request_timeout"`
 	// InstanceID names this replica in locks and commits; it must be
-	// unique among running replicas. Not read from YAML: Complete sets a
-	// random one, and a program embedding the service may set its own.
+	// unique among running replicas. Not read from YAML: when empty, Run
+	// uses a random one (the micro service's instance id once the service
+	// registers one); a program embedding the service may set its own.
 	InstanceID string `yaml:"-"`
 }
 
@@ -186,7 +185,6 @@ func (c *Config) Complete() {
 	}
 	def(&c.Service.Prefix, "nts")
 	def(&c.Service.QueueGroup, "nts")
-	def(&c.Service.InstanceID, nuid.Next())
 	if c.Service.MaxConcurrent == 0 {
 		c.Service.MaxConcurrent = 64
 	}

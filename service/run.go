@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/nats-tiered/nts/index"
 	"github.com/nats-tiered/nts/tier"
@@ -73,6 +74,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer ix.Close()
 	id := cfg.Service.InstanceID
+	if id == "" {
+		id = nuid.Next()
+	}
 	names := []string{}
 	for _, l := range ctrl.Levels() {
 		names = append(names, l.Tier.Name())
