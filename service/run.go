@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 
 	"github.com/nats-tiered/nts/index"
 	"github.com/nats-tiered/nts/tier"
@@ -73,9 +72,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("open the index: %w", err)
 	}
 	defer ix.Close()
+	svc, err := newAPI(nc, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer svc.stop()
 	id := cfg.Service.InstanceID
 	if id == "" {
-		id = nuid.Next()
+		id = svc.instanceID()
 	}
 	names := []string{}
 	for _, l := range ctrl.Levels() {
@@ -85,10 +89,26 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		nc: nc, js: js, ix: ix, ctrl: ctrl, cfg: cfg, id: id, log: log, rescan: 30 * time.Second,
 		running: map[string]context.CancelFunc{}, stats: map[string]*StreamStats{},
 	}
+	svc.js, svc.ix, svc.ctrl, svc.arch, svc.id = js, ix, ctrl, arch, id
+	if err := svc.start(); err != nil {
+		return err
+	}
 	log.Info("nts ready", "instance", id, "nats", nc.ConnectedUrlRedacted(), "tiers", names, "index", cfg.Index.Bucket)
+	// Shutdown stops the micro service (draining its endpoints and the
+	// requests in flight) before the ingest.
+	ingestCtx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopIngest()
 	var wg sync.WaitGroup
-	wg.Go(func() { arch.lifecycle(ctx, time.Duration(cfg.Tiers.PolicyInterval)) })
-	arch.run(ctx) // returns when ctx is done and every ingest has sealed its partial block
+	wg.Go(func() {
+		select {
+		case <-ctx.Done():
+			svc.stop()
+		case <-ingestCtx.Done():
+		}
+		stopIngest()
+	})
+	wg.Go(func() { arch.lifecycle(ingestCtx, time.Duration(cfg.Tiers.PolicyInterval)) })
+	arch.run(ingestCtx) // returns when ingestCtx is done and every ingest has sealed its partial block
 	wg.Wait()
 	log.Info("stopped")
 	return nil
