@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/nats-tiered/nts/client"
 	"github.com/nats-tiered/nts/index"
 	"github.com/nats-tiered/nts/internal/testenv"
 	"github.com/nats-tiered/nts/service"
@@ -201,7 +202,7 @@ func (e *apiEnv) checkMsg(t testing.TB, reply *nats.Msg, seq uint64) {
 	if err != nil || ts.Location() != time.UTC || time.Since(ts) > time.Hour {
 		t.Fatalf("seq %d: Nats-Time-Stamp %q: %v", seq, h.Get("Nats-Time-Stamp"), err)
 	}
-	if tr := h.Get(service.HeaderTier); tr != "file" && tr != "blob" {
+	if tr := h.Get(client.HeaderTier); tr != "file" && tr != "blob" {
 		t.Fatalf("seq %d: Nts-Tier %q", seq, tr)
 	}
 	for k, vs := range want.Header {
@@ -254,12 +255,12 @@ func (e *apiEnv) rangeBatch(t testing.TB, body string) (batch, error) {
 		if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
 			return b, fmt.Errorf("%s: %s", code, m.Header.Get(micro.ErrorHeader))
 		}
-		if m.Header.Get(service.HeaderStatus) == "204" {
+		if m.Header.Get(client.HeaderStatus) == "204" {
 			if len(m.Data) != 0 {
 				t.Fatal("end of batch with a payload")
 			}
-			b.lastSeq, _ = strconv.ParseUint(m.Header.Get(service.HeaderLastSeq), 10, 64)
-			b.pending, _ = strconv.ParseUint(m.Header.Get(service.HeaderNumPending), 10, 64)
+			b.lastSeq, _ = strconv.ParseUint(m.Header.Get(client.HeaderLastSeq), 10, 64)
+			b.pending, _ = strconv.ParseUint(m.Header.Get(client.HeaderNumPending), 10, 64)
 			return b, nil
 		}
 		if int64(len(m.Data)) > e.nc.MaxPayload() {

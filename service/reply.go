@@ -9,31 +9,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/nats-tiered/nts/block"
-)
-
-// Headers of a message reply, as JetStream's direct get sets them, and nts's
-// own.
-const (
-	hdrStream    = "Nats-Stream"
-	hdrSequence  = "Nats-Sequence"
-	hdrSubject   = "Nats-Subject"
-	hdrTimeStamp = "Nats-Time-Stamp"
-	// HeaderTier names the tier that served a message ("memory", "file",
-	// "blob").
-	HeaderTier = "Nts-Tier"
-	// HeaderLastSeq, on the end of a range batch, is the last sequence the
-	// batch covered: the next batch starts after it.
-	HeaderLastSeq = "Nts-Last-Seq"
-	// HeaderNumPending, on the end of a range batch, counts the archived
-	// messages of the range after HeaderLastSeq: 0 when the range is done,
-	// otherwise an upper bound (it counts whole blocks and ignores the
-	// subject filter).
-	HeaderNumPending = "Nts-Num-Pending"
-	// HeaderStatus and HeaderDescription mark the end of a range batch
-	// ("204", "EOB"): nats.go reads a JetStream status line
-	// "NATS/1.0 204 EOB" into these same two headers.
-	HeaderStatus      = "Status"
-	HeaderDescription = "Description"
+	"github.com/nats-tiered/nts/client"
 )
 
 // msgReply builds the reply carrying archived message m of stream, served
@@ -51,11 +27,11 @@ func msgReply(stream string, m block.Msg, tierName string) (*nats.Msg, error) {
 			h[k] = append([]string(nil), vs...)
 		}
 	}
-	h.Set(hdrStream, stream)
-	h.Set(hdrSequence, strconv.FormatUint(m.Seq, 10))
-	h.Set(hdrSubject, m.Subject)
-	h.Set(hdrTimeStamp, time.Unix(0, m.Time).UTC().Format(time.RFC3339Nano))
-	h.Set(HeaderTier, tierName)
+	h.Set(client.HeaderStream, stream)
+	h.Set(client.HeaderSequence, strconv.FormatUint(m.Seq, 10))
+	h.Set(client.HeaderSubject, m.Subject)
+	h.Set(client.HeaderTimeStamp, time.Unix(0, m.Time).UTC().Format(time.RFC3339Nano))
+	h.Set(client.HeaderTier, tierName)
 	return &nats.Msg{Header: h, Data: m.Data}, nil
 }
 
@@ -78,10 +54,10 @@ func msgSize(m *nats.Msg) int64 {
 // endOfBatch is the message that ends a range batch.
 func endOfBatch(lastSeq, pending uint64) *nats.Msg {
 	h := nats.Header{}
-	h.Set(HeaderStatus, "204")
-	h.Set(HeaderDescription, "EOB")
-	h.Set(HeaderLastSeq, strconv.FormatUint(lastSeq, 10))
-	h.Set(HeaderNumPending, strconv.FormatUint(pending, 10))
+	h.Set(client.HeaderStatus, "204")
+	h.Set(client.HeaderDescription, "EOB")
+	h.Set(client.HeaderLastSeq, strconv.FormatUint(lastSeq, 10))
+	h.Set(client.HeaderNumPending, strconv.FormatUint(pending, 10))
 	return &nats.Msg{Header: h}
 }
 
