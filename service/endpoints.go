@@ -48,6 +48,10 @@ func (a *api) endpoints() []endpointDef {
 		{"block-info", "block.>", "subject block.<stream>.<first-seq>, no body", "JSON block entry", false, a.prepareBlockInfo},
 		{"admin-status", "admin.status", "no body", "JSON status of the replica answering", false, a.prepareStatus},
 		{"admin-status-instance", "admin." + a.id + ".status", "no body", "JSON status of this replica", true, a.prepareStatus},
+		{"admin-promote", "admin.promote", moveRequestDoc, moveReplyDoc("into"), false, a.preparePromote},
+		{"admin-demote", "admin.demote", moveRequestDoc, moveReplyDoc("out of"), false, a.prepareDemote},
+		{"admin-promote-instance", "admin." + a.id + ".promote", moveRequestDoc, moveReplyDoc("into"), true, a.preparePromote},
+		{"admin-demote-instance", "admin." + a.id + ".demote", moveRequestDoc, moveReplyDoc("out of"), true, a.prepareDemote},
 	}
 }
 

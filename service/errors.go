@@ -37,6 +37,8 @@ func errorCode(err error) (code, description string) {
 		code = "404"
 	case errors.Is(err, context.DeadlineExceeded):
 		code = "408"
+	case errors.Is(err, tier.ErrLastCopy): // a demote of a block's only copy
+		code = "409"
 	case errors.Is(err, ErrTooLarge):
 		code = "413"
 	case errors.Is(err, ErrOverloaded), errors.Is(err, tier.ErrUnavailable), errors.Is(err, context.Canceled):

@@ -154,7 +154,7 @@ func (a *api) stats(ep *micro.Endpoint) any {
 	if p := st.lastErr.Load(); p != nil {
 		d.LastWorkerError = *p
 	}
-	if strings.HasPrefix(ep.Name, "admin-") {
+	if strings.HasPrefix(ep.Name, "admin-status") { // the replica's status once per STATS reply (and once per instance subject)
 		s := a.status()
 		d.Replica = &s
 	}
