@@ -61,13 +61,15 @@ func TestS3OutageMidIngest(t *testing.T) {
 	}
 	t.Logf("S3 stopped: it holds blocks up to seq %d, the head is at %d", stored, h.LastSeq)
 
-	// While S3 is down, publishing goes on; the head stays within what S3
-	// held, and the consumer acks nothing past the head.
-	next := 3000
-	for time.Since(stopped) < 4*time.Second && next < 20_000 {
+	// For 4s of outage, 250 messages go out every 100ms; all the while the
+	// head stays within what S3 held, and the consumer acks nothing past
+	// the head.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for next := 3000; time.Since(stopped) < 4*time.Second; next += 250 {
 		publish(t, e.js, "orders", next, 250, want, nil)
-		next += 250
 		checkNothingPast(t, e, rd, stored)
+		<-tick.C
 	}
 	info := consumerInfo(t, e.js, "ORDERS", "nts-ORDERS")
 	if info.Delivered.Stream <= stored {
@@ -76,9 +78,22 @@ func TestS3OutageMidIngest(t *testing.T) {
 
 	vs.Start()
 	restarted := time.Now()
-	// Whatever the bucket shows right after the restart is whole blocks.
-	for key, blk := range bucketObjects(t, vs.S3Server) {
-		wholeBlock(t, key, blk)
+	// Right after the restart the bucket shows whole blocks only: the
+	// committed ones, and those being written again.
+	objs := bucketObjects(t, vs.S3Server)
+	h, _, err = rd.ix.Head(ctx, "ORDERS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd.waitArchived(t, "ORDERS", h.LastSeq, 10*time.Second)
+	for key, blk := range objs {
+		m := wholeBlock(t, key, blk)
+		if m.LastSeq > h.LastSeq {
+			continue // not committed yet
+		}
+		if b, ok := rd.ix.Block("ORDERS", m.FirstSeq); !ok || b.Key != key {
+			t.Fatalf("object %s is not a committed block (the head is at %d; the index has %+v)", key, h.LastSeq, b)
+		}
 	}
 	total := uint64(len(want))
 	rd.waitArchived(t, "ORDERS", total, 45*time.Second)
@@ -89,7 +104,7 @@ func TestS3OutageMidIngest(t *testing.T) {
 	// Every object is a block the index lists, under the key it names: the
 	// blocks that were being written when S3 stopped were written again
 	// under the same keys and committed once.
-	objs := bucketObjects(t, vs.S3Server)
+	objs = bucketObjects(t, vs.S3Server)
 	blocks := rd.ix.Blocks("ORDERS", 0, 0)
 	for _, b := range blocks {
 		blk, ok := objs[b.Key]

@@ -423,7 +423,8 @@ func (in *ingest) toBlock(m jetstream.Msg, seq uint64, ts time.Time) block.Msg {
 	return block.Msg{Seq: seq, Subject: m.Subject(), Header: encodeHeader(m.Headers()), Data: m.Data(), Time: ts.UnixNano()}
 }
 
-// sealer seals and writes the jobs' blocks, up to inFlight at once, and
+// sealer seals and writes the jobs' blocks, every builder handed over at
+// once (at most 1+inFlight, when the fetch loop waits for a free one), and
 // commits and acks them one by one in order. It returns when t.jobs is
 // closed and every block handed over is committed, or when a block fails:
 // then it reports the error through fail and commits nothing after it.

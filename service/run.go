@@ -40,7 +40,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		url = srv.ClientURL()
 		log.Info("embedded NATS server listening", "url", url, "store_dir", cfg.NATS.Embedded.StoreDir)
 	}
-	nc, err := Connect(cfg.NATS, url, log)
+	// Reconnect well within a lock renewal's deadline (two thirds of the
+	// TTL), so a short NATS restart does not cost a stream's leadership.
+	reconnect := min(2*time.Second, time.Duration(cfg.Index.LockTTL)/6)
+	nc, err := Connect(cfg.NATS, url, log, nats.ReconnectWait(reconnect))
 	if err != nil {
 		return err
 	}
@@ -114,8 +117,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return nil
 }
 
-// Connect connects to NATS with the credentials and TLS settings of cfg.
-func Connect(cfg NATSConfig, url string, log *slog.Logger) (*nats.Conn, error) {
+// Connect connects to NATS with the credentials and TLS settings of cfg,
+// and extra options last.
+func Connect(cfg NATSConfig, url string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
@@ -144,7 +148,7 @@ func Connect(cfg NATSConfig, url string, log *slog.Logger) (*nats.Conn, error) {
 	if cfg.TLS.CA != "" {
 		opts = append(opts, nats.RootCAs(cfg.TLS.CA))
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
