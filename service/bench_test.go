@@ -13,10 +13,12 @@ import (
 	"github.com/nats-tiered/nts/service"
 )
 
-// BenchmarkArchiveDrain drains a pre-published backlog three ways in one
+// BenchmarkArchiveDrain drains a pre-published backlog four ways in one
 // run: nts archiving it (memory + file + dir:// blob tiers), a plain pull
-// consumer acking every message, and one acking nothing (the ceiling). Run
-// with -benchtime=1x: each sub-benchmark is one whole drain.
+// consumer acking every message, one acking nothing (the ceiling), and one
+// acking every 8192nd under AckAll as nts acks its blocks (the ceiling of an
+// acknowledged consumer). Run with -benchtime=1x: each sub-benchmark is one
+// whole drain.
 func BenchmarkArchiveDrain(b *testing.B) {
 	for _, tc := range []struct {
 		n, size int
@@ -39,13 +41,16 @@ func BenchmarkArchiveDrain(b *testing.B) {
 			// it short so the figure is the drain, not the wait.
 			cfg.Block.MaxLinger = service.Duration(20 * time.Millisecond)
 			cfg.Complete()
-			var ack, none, arch time.Duration
+			var ack, none, batch, arch time.Duration
 			b.ResetTimer()
 			for range b.N {
-				if ack, err = perf.Drain(ctx, js, stream, tc.n, true); err != nil {
+				if ack, err = perf.Drain(ctx, js, stream, tc.n, perf.AckEach); err != nil {
 					b.Fatal(err)
 				}
-				if none, err = perf.Drain(ctx, js, stream, tc.n, false); err != nil {
+				if none, err = perf.Drain(ctx, js, stream, tc.n, perf.AckNone); err != nil {
+					b.Fatal(err)
+				}
+				if batch, err = perf.Drain(ctx, js, stream, tc.n, perf.AckBatch); err != nil {
 					b.Fatal(err)
 				}
 				if arch, err = perf.Archive(ctx, nc, js, cfg, stream, tc.n); err != nil {
@@ -56,6 +61,8 @@ func BenchmarkArchiveDrain(b *testing.B) {
 			b.ReportMetric(rate(arch), "nts-msgs/s")
 			b.ReportMetric(rate(ack), "ack-msgs/s")
 			b.ReportMetric(rate(none), "noack-msgs/s")
+			b.ReportMetric(rate(batch), "ackall-msgs/s")
+			b.ReportMetric(rate(arch)/rate(batch), "x-ackall")
 			b.ReportMetric(rate(arch)/rate(ack), "x-acking")
 			b.ReportMetric(rate(arch)/rate(none), "x-ceiling")
 			b.ReportMetric(float64(perf.PeakRSS())/(1<<20), "peak-rss-MiB")

@@ -51,14 +51,34 @@ func Backlog(ctx context.Context, js jetstream.JetStream, stream string, n, size
 	}
 }
 
+// Ack is how a reference consumer acknowledges what it reads.
+type Ack int
+
+const (
+	// AckEach acks every message explicitly: a plain JetStream consumer
+	// doing real work.
+	AckEach Ack = iota
+	// AckNone acks nothing (AckNone policy): the ceiling of what a consumer
+	// can read.
+	AckNone
+	// AckBatch acks every AckBatchSize-th message under the AckAll policy,
+	// the way nts acks a block: the ceiling of an acknowledged consumer.
+	AckBatch
+)
+
+// AckBatchSize is how many messages an AckBatch consumer acks at once.
+const AckBatchSize = 8192
+
 // Drain reads the first n messages of stream through a new pull consumer
-// and returns how long it took. With ack, the consumer acks every message
-// explicitly (a plain JetStream consumer doing real work); without, it acks
-// nothing (AckNone: the ceiling of what a consumer can read).
-func Drain(ctx context.Context, js jetstream.JetStream, stream string, n int, ack bool) (time.Duration, error) {
-	cfg := jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy, MaxAckPending: -1}
-	if ack {
-		cfg.AckPolicy = jetstream.AckExplicitPolicy
+// acking as ack says, and returns how long it took from the consumer's
+// creation.
+func Drain(ctx context.Context, js jetstream.JetStream, stream string, n int, ack Ack) (time.Duration, error) {
+	cfg := jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: -1}
+	switch ack {
+	case AckNone:
+		cfg.AckPolicy = jetstream.AckNonePolicy
+	case AckBatch:
+		cfg.AckPolicy = jetstream.AckAllPolicy
 	}
 	cons, err := js.CreateConsumer(ctx, stream, cfg)
 	if err != nil {
@@ -76,15 +96,15 @@ func Drain(ctx context.Context, js jetstream.JetStream, stream string, n int, ac
 		if err != nil {
 			return 0, fmt.Errorf("after %d messages: %w", i, err)
 		}
-		if ack {
-			if i == n-1 {
-				err = m.DoubleAck(ctx)
-			} else {
-				err = m.Ack()
-			}
-			if err != nil {
-				return 0, err
-			}
+		switch {
+		case ack == AckNone:
+		case i == n-1:
+			err = m.DoubleAck(ctx)
+		case ack == AckEach || i%AckBatchSize == AckBatchSize-1:
+			err = m.Ack()
+		}
+		if err != nil {
+			return 0, err
 		}
 	}
 	return time.Since(start), nil
