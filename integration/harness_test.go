@@ -39,8 +39,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvOn(t, testenv.RunVersity(t))
+}
+
+// newEnvOn is newEnv with the S3 server given.
+func newEnvOn(t *testing.T, s3 testenv.S3Server) *env {
+	t.Helper()
 	srv := testenv.RunNATS(t)
-	s3 := testenv.RunVersity(t)
 	testenv.CreateBucket(t, s3, "archive")
 	nc := testenv.Connect(t, srv)
 	js, err := jetstream.New(nc)

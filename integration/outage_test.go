@@ -123,19 +123,6 @@ func TestS3OutageMidIngest(t *testing.T) {
 		total, len(blocks), restarted.Sub(stopped).Round(time.Millisecond), caughtUp.Round(time.Millisecond))
 }
 
-// newEnvOn is newEnv with the S3 server given.
-func newEnvOn(t *testing.T, s3 testenv.S3Server) *env {
-	t.Helper()
-	srv := testenv.RunNATS(t)
-	testenv.CreateBucket(t, s3, "archive")
-	nc := testenv.Connect(t, srv)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{srv: srv, s3: s3, nc: nc, js: js}
-}
-
 // storedBlocks reads the ORDERS blocks versitygw stored under dir while it is
 // stopped, checks that each is whole, and returns the highest last seq.
 func storedBlocks(t *testing.T, dir string) uint64 {
