@@ -50,6 +50,16 @@ type StreamStats struct {
 	Leader   atomic.Bool
 	Skipped  atomic.Int64 // redelivered messages already archived
 	Mismatch atomic.Int64 // redelivered messages whose content differs from the archive
+	archive  atomic.Pointer[string]
+}
+
+// Archive is the name the stream's current incarnation is archived under
+// ("" before its first term).
+func (s *StreamStats) Archive() string {
+	if p := s.archive.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // ingest runs the ingest of one stream while this replica leads it.
@@ -264,6 +274,8 @@ func (in *ingest) start(ctx context.Context) (*term, jetstream.Consumer, error) 
 		return nil, nil, err
 	}
 	in.pol.block.Stream = in.pol.archive
+	archive := in.pol.archive
+	in.stats.archive.Store(&archive)
 	cons, err := in.consumer(ctx, str, head.LastSeq)
 	if err != nil {
 		return nil, nil, err

@@ -25,6 +25,50 @@ func (a *archiver) lifecycle(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 		a.evict(ctx, time.Now())
+		a.sweep(ctx, time.Now())
+	}
+}
+
+// sweep deletes orphans: objects in a tier that the index does not list,
+// that end at or below their archive's head, and that were written longer
+// than orphanGrace ago. A leader that crashed, froze or was deposed between
+// writing a block and committing it leaves one; so does a block expired by
+// another replica while this one held a local copy. A block being written
+// now ends above the head until it is committed, and is never touched. In
+// the shared blob tier only the archives this replica leads are swept.
+func (a *archiver) sweep(ctx context.Context, now time.Time) {
+	heads := map[string]uint64{}
+	for _, s := range a.ix.Streams() {
+		if s.Head != nil {
+			heads[s.Stream] = s.Head.LastSeq
+		}
+	}
+	for _, l := range a.ctrl.Levels() {
+		objs, err := l.Tier.List(ctx, "")
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("listing a tier for orphans", "tier", l.Tier.Name(), "err", err)
+			}
+			continue
+		}
+		for _, o := range objs {
+			archive, first, last, err := tier.ParseKey(o.Key)
+			head, ok := heads[archive]
+			switch {
+			case err != nil || !ok || last > head || now.Sub(o.ModTime) < a.orphanGrace:
+				continue
+			case l.Tier.Name() == "blob" && !a.leads(archive):
+				continue
+			}
+			if bm, ok := a.ix.Block(archive, first); ok && bm.Key == o.Key {
+				continue
+			}
+			if err := l.Tier.Delete(ctx, o.Key); err != nil {
+				a.log.Warn("deleting an orphan block", "tier", l.Tier.Name(), "key", o.Key, "err", err)
+				continue
+			}
+			a.log.Info("deleted an orphan block the index does not list", "tier", l.Tier.Name(), "key", o.Key)
+		}
 	}
 }
 
@@ -62,12 +106,18 @@ func (a *archiver) evict(ctx context.Context, now time.Time) {
 	}
 }
 
-// leads reports whether this replica leads stream's ingest now.
-func (a *archiver) leads(stream string) bool {
+// leads reports whether this replica now leads the ingest writing the
+// archive of that name (a stream's name, or "<stream>~N" for a later
+// incarnation).
+func (a *archiver) leads(archive string) bool {
 	a.mu.Lock()
-	st := a.stats[stream]
-	a.mu.Unlock()
-	return st != nil && st.Leader.Load()
+	defer a.mu.Unlock()
+	for _, st := range a.stats {
+		if st.Leader.Load() && st.Archive() == archive {
+			return true
+		}
+	}
+	return false
 }
 
 // streamPolicy returns the configured eviction override of stream for the

@@ -90,7 +90,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	arch := &archiver{
 		nc: nc, js: js, ix: ix, ctrl: ctrl, cfg: cfg, id: id, log: log, rescan: 30 * time.Second,
-		running: map[string]context.CancelFunc{}, stats: map[string]*StreamStats{},
+		orphanGrace: orphanGrace(cfg),
+		running:     map[string]context.CancelFunc{}, stats: map[string]*StreamStats{},
 	}
 	svc.js, svc.ix, svc.ctrl, svc.arch, svc.id = js, ix, ctrl, arch, id
 	if err := svc.start(); err != nil {
@@ -115,6 +116,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	wg.Wait()
 	log.Info("stopped")
 	return nil
+}
+
+// orphanGrace is how long an object the index does not list is left alone:
+// long enough for any write in flight when its writer lost leadership to
+// have been committed or abandoned (several lock TTLs and policy rounds).
+func orphanGrace(cfg Config) time.Duration {
+	return max(time.Minute, 6*time.Duration(cfg.Index.LockTTL)+2*time.Duration(cfg.Tiers.PolicyInterval))
 }
 
 // Connect connects to NATS with the credentials and TLS settings of cfg,

@@ -32,6 +32,9 @@ type archiver struct {
 	id     string
 	log    *slog.Logger
 	rescan time.Duration
+	// orphanGrace is how old an unlisted object must be before sweep
+	// deletes it.
+	orphanGrace time.Duration
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc
