@@ -51,4 +51,7 @@
 // tiers, and, for the streams it leads, from the shared blob tier; a block
 // past the coldest tier's max_age is deleted everywhere with its index
 // entry. The leader keeps each block's list of tiers in the index current.
+// Objects the index does not list, ending at or below their archive's head
+// and older than a grace period (the leftovers of a leader that wrote a
+// block and lost leadership before committing it), are swept away.
 package service
