@@ -18,6 +18,7 @@ import (
 func (a *archiver) lifecycle(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var swept time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -25,7 +26,12 @@ func (a *archiver) lifecycle(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 		a.evict(ctx, time.Now())
-		a.sweep(ctx, time.Now())
+		// Sweeping lists every tier again: once per grace period is enough,
+		// since nothing younger than that is swept anyway.
+		if now := time.Now(); now.Sub(swept) >= a.orphanGrace {
+			a.sweep(ctx, now)
+			swept = now
+		}
 	}
 }
 
