@@ -121,10 +121,19 @@ func TestNATSCLI(t *testing.T) {
 		if err := e.requestJSON("$SRV.INFO.nts", nil, &info); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := e.request("nts.get.EVENTS.3", nil); err != nil {
+			t.Fatal(err)
+		}
 		out := natsCLI(t, bin, url, "micro", "info", "nts")
 		wantLines(t, "micro info nts", out,
 			"Service: nts ("+info.ID+")", "Version: "+service.Version(), "Metadata: prefix: nts",
 			"Name: msg-get", "Name: admin-promote", "Name: admin-demote-instance")
+		// The replica's per-stream figures, in the admin-status endpoint's
+		// statistics: archived and ingested, per tier, reads, lag, leader.
+		stats := out[strings.Index(out, "admin-status Endpoint Statistics"):]
+		wantLines(t, "micro info nts", stats,
+			`"EVENTS": {`, `"leader": true`, `"messages": 20`, `"archive": "EVENTS"`, `"archived_blocks": `,
+			`"tiers": {`, `"file": {`, `"blob": {`, `"lag": 0`, `"reads": [`, `"tier": "file"`, `"hits": 1`)
 		// Each endpoint's subject, then its queue group: none on the
 		// instance endpoints.
 		for _, tc := range []struct{ subject, next string }{

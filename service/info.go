@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -59,7 +60,10 @@ type Status struct {
 	Streams  map[string]Ingest `json:"streams"`
 }
 
-// Ingest is what one replica's ingest of a stream did since it started.
+// Ingest is one stream as one replica sees it: what its ingest did since
+// the replica started (Messages to Pending), the stream's archive as the
+// index holds it (Archive, ArchivedBlocks, Tiers) and this replica's reads of
+// it per tier.
 type Ingest struct {
 	Leader   bool   `json:"leader"`
 	Messages int64  `json:"messages"`
@@ -68,6 +72,18 @@ type Ingest struct {
 	RawBytes int64  `json:"raw_bytes"`
 	LastSeq  uint64 `json:"last_seq"`
 	Pending  uint64 `json:"pending"`
+	// Lag is how many messages JetStream holds beyond those fetched: set
+	// on the leader only, which alone knows it.
+	Lag *uint64 `json:"lag,omitempty"`
+	// Archive is the name the stream's current incarnation is archived
+	// under; ArchivedBlocks and Tiers describe that archive (every
+	// replica's blocks, not only this one's).
+	Archive        string                     `json:"archive,omitempty"`
+	ArchivedBlocks int                        `json:"archived_blocks"`
+	Tiers          map[string]index.TierUsage `json:"tiers"`
+	// Reads counts this replica's block reads of the archive per tier,
+	// hottest first; empty before the first read.
+	Reads []tier.StreamReads `json:"reads"`
 }
 
 func (a *api) prepareStreams(req micro.Request) (job, error) {
@@ -180,10 +196,25 @@ func (a *api) status() Status {
 	if a.arch == nil {
 		return s
 	}
+	reads := a.ctrl.StreamStats()
 	for name, st := range a.arch.Stats() {
 		in := Ingest{
 			Leader: st.Leader.Load(), Messages: st.Messages.Load(), Blocks: st.Blocks.Load(),
 			Bytes: st.Bytes.Load(), RawBytes: st.RawBytes.Load(), LastSeq: st.LastSeq.Load(), Pending: st.Pending.Load(),
+			Archive: st.Archive(), Tiers: map[string]index.TierUsage{}, Reads: []tier.StreamReads{},
+		}
+		if in.Leader {
+			lag := in.Pending
+			in.Lag = &lag
+		}
+		if in.Archive != "" {
+			if sum, ok := a.ix.Stream(in.Archive); ok {
+				in.ArchivedBlocks = sum.Blocks
+				maps.Copy(in.Tiers, sum.Tiers)
+			}
+			if r, ok := reads[in.Archive]; ok {
+				in.Reads = r
+			}
 		}
 		s.Streams[name] = in
 		if in.Leader {

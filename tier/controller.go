@@ -34,6 +34,7 @@ type Controller struct {
 	log     *slog.Logger
 	readers *readerCache
 	stats   []levelStats
+	streams sync.Map // stream name -> *streamReads
 
 	mu      sync.Mutex
 	evicted []Eviction // evictions a store made on its own, for the next Evict
@@ -192,23 +193,28 @@ func (c *Controller) Locate(ctx context.Context, key string) ([]string, error) {
 // that is not about the block's bytes (block.ErrNotFound, ctx) stops at once.
 func (c *Controller) readThrough(ctx context.Context, key string, size int64, fn func(r *block.Reader, tier string) error) error {
 	var errs []error
+	sr := c.streamReads(key)
 	for i, l := range c.levels {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		st := &c.stats[i]
 		st.reads.Add(1)
+		sr.reads[i].Add(1)
 		err := c.readFrom(ctx, i, key, size, fn)
 		var ce *callerError
 		switch {
 		case errors.As(err, &ce):
 			st.hits.Add(1)
+			sr.hits[i].Add(1)
 			return ce.err
 		case err == nil:
 			st.hits.Add(1)
+			sr.hits[i].Add(1)
 			return nil
 		case errors.Is(err, block.ErrNotFound) || ctx.Err() != nil:
 			st.hits.Add(1)
+			sr.hits[i].Add(1)
 			return err
 		case errors.Is(err, ErrNotFound):
 			st.misses.Add(1)
