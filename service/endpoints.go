@@ -12,11 +12,14 @@ import (
 	"github.com/nats-tiered/nts/index"
 )
 
-// Flow control of a range batch: after this many messages or bytes the
-// worker flushes the connection, waiting for the server to have taken what
-// was sent, so that a batch never runs further ahead of the server than
-// that. A requester slower than the server is the server's to handle (its
-// slow-consumer limits), as for any subscriber.
+// Flow control of a range batch. The requester paces a range, as with
+// JetStream's batched direct get: a batch never holds more than the
+// max_msgs and max_bytes it asked for, so a requester asks for what it can
+// hold unread (its subscription's pending limits) and for the next batch
+// when it is ready for it; the worker is free as soon as a batch is sent.
+// Within a batch, after this many messages or bytes the worker flushes the
+// connection, waiting for the server to have taken what was sent, so that
+// the batch never runs further ahead of the server than that.
 const (
 	flushEveryMsgs  = 256
 	flushEveryBytes = 1 << 20
