@@ -1,0 +1,91 @@
+package perf
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nats-tiered/nts/service"
+)
+
+// DrainFigures are the medians of several rounds of draining one backlog
+// four ways: nts archiving it, and the three reference consumers of Drain.
+type DrainFigures struct {
+	Msgs, Size int
+	Rounds     int
+	// NTS, Acking, NoAck and AckAll are the median drain times.
+	NTS, Acking, NoAck, AckAll time.Duration
+}
+
+// Rate is msgs per second over d.
+func (f DrainFigures) Rate(d time.Duration) float64 { return float64(f.Msgs) / d.Seconds() }
+
+// VsAcking is nts's rate over the consumer acking every message.
+func (f DrainFigures) VsAcking() float64 { return f.Acking.Seconds() / f.NTS.Seconds() }
+
+// VsCeiling is nts's rate over the consumer acking nothing.
+func (f DrainFigures) VsCeiling() float64 { return f.NoAck.Seconds() / f.NTS.Seconds() }
+
+// VsAckAll is nts's rate over the consumer acking every AckBatchSize-th
+// message under AckAll.
+func (f DrainFigures) VsAckAll() float64 { return f.AckAll.Seconds() / f.NTS.Seconds() }
+
+// DrainRounds drains the first n messages of stream (of size bytes each)
+// rounds times each way, rotating the order of the four drains from round
+// to round so that none always runs first or last on a machine whose speed
+// drifts, and returns the medians. Each nts round archives the backlog from
+// its start into an index bucket and data directory of its own: cfg is the
+// replica's configuration before Complete, with DataDir set (round r uses
+// DataDir/r and bucket <cfg.Index.Bucket or nts_index>_r<r>) and its
+// streams selecting stream.
+func DrainRounds(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg service.Config, stream string, n, size, rounds int) (DrainFigures, error) {
+	if rounds < 1 {
+		rounds = 1
+	}
+	bucket := cfg.Index.Bucket
+	if bucket == "" {
+		bucket = "nts_index"
+	}
+	var nts, acking, noack, ackall []time.Duration
+	runs := []func(r int) error{
+		func(r int) error {
+			c := cfg
+			c.DataDir = filepath.Join(cfg.DataDir, fmt.Sprint(r))
+			c.Index.Bucket = fmt.Sprintf("%s_r%d", bucket, r)
+			c.Complete()
+			d, err := Archive(ctx, nc, js, c, stream, n)
+			nts = append(nts, d)
+			return err
+		},
+		func(int) error { d, err := Drain(ctx, js, stream, n, AckEach); acking = append(acking, d); return err },
+		func(int) error { d, err := Drain(ctx, js, stream, n, AckNone); noack = append(noack, d); return err },
+		func(int) error { d, err := Drain(ctx, js, stream, n, AckBatch); ackall = append(ackall, d); return err },
+	}
+	for r := range rounds {
+		for i := range runs {
+			if err := runs[(i+r)%len(runs)](r); err != nil {
+				return DrainFigures{}, fmt.Errorf("round %d: %w", r, err)
+			}
+		}
+	}
+	return DrainFigures{
+		Msgs: n, Size: size, Rounds: rounds,
+		NTS: median(nts), Acking: median(acking), NoAck: median(noack), AckAll: median(ackall),
+	}, nil
+}
+
+// median returns the middle of ds (the mean of the two middle ones when
+// their number is even).
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
