@@ -7,9 +7,11 @@ import (
 	"hash/crc32"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nats-tiered/nts/block"
@@ -64,7 +66,8 @@ func (s *StreamStats) Archive() string {
 
 // ingest runs the ingest of one stream while this replica leads it.
 type ingest struct {
-	js    jetstream.JetStream
+	js    jetstream.JetStream // on the ingest's own connection
+	acks  *nats.Conn          // the connection blocks are acked on
 	ix    *index.Index
 	ctrl  *tier.Controller
 	id    string // this replica's instance id
@@ -95,6 +98,7 @@ type term struct {
 
 	jobs chan *sealJob
 	free chan *block.Builder
+	acks sync.WaitGroup // block acks awaiting the server's confirmation
 }
 
 // sealJob is one full (or lingered) builder and its last message, to ack;
@@ -469,6 +473,7 @@ func (in *ingest) sealer(ctx context.Context, t *term, fail func(error)) {
 			t.free <- job.b
 		}
 	}
+	t.acks.Wait()
 }
 
 // write seals a builder's block and writes it to every tier, retrying
@@ -519,7 +524,10 @@ func (in *ingest) commit(ctx context.Context, t *term, job *sealJob) error {
 	in.stats.RawBytes.Add(bm.RawSize)
 	in.stats.Bytes.Add(bm.Size)
 	in.stats.LastSeq.Store(bm.LastSeq)
-	in.ack(ctx, job.last, bm.LastSeq)
+	// The ack's confirmation is awaited apart, so that the next block's
+	// commit does not wait for it; the sealer waits for every ack before
+	// it returns.
+	t.acks.Go(func() { in.ack(ctx, job.last, bm.LastSeq) })
 	in.log.Debug("block committed", "first_seq", bm.FirstSeq, "last_seq", bm.LastSeq, "msgs", bm.Count, "raw", bm.RawSize, "stored", bm.Size)
 	return nil
 }
@@ -531,7 +539,16 @@ func (in *ingest) commit(ctx context.Context, t *term, job *sealJob) error {
 func (in *ingest) ack(ctx context.Context, last jetstream.Msg, seq uint64) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := last.DoubleAck(actx); err != nil {
+	var err error
+	if in.acks != nil {
+		// An ack published on the other connection, so that its
+		// confirmation does not wait behind the deliveries queued for
+		// this one; as DoubleAck does, it waits for the server's reply.
+		_, err = in.acks.RequestWithContext(actx, last.Reply(), []byte("+ACK"))
+	} else {
+		err = last.DoubleAck(actx)
+	}
+	if err != nil {
 		in.log.Warn("block ack not confirmed; its messages may come again and will be skipped", "last_seq", seq, "err", err)
 	}
 }

@@ -55,11 +55,31 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
+	// The ingest fetches on a connection of its own: a consumer's flood of
+	// messages would otherwise queue the index's and the locks' replies
+	// behind megabytes of deliveries in the server's outbound buffer for
+	// this client, stalling commits, acks and lock renewals.
+	dnc, err := Connect(cfg.NATS, url, log, nats.ReconnectWait(reconnect), nats.Name(cfg.NATS.Name+"-ingest"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := dnc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			log.Warn("draining the NATS ingest connection", "err", err)
+		}
+		for dnc.IsDraining() {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
 	ctrl, err := OpenTiers(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	data, err := jetstream.New(dnc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
@@ -89,7 +109,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		names = append(names, l.Tier.Name())
 	}
 	arch := &archiver{
-		nc: nc, js: js, ix: ix, ctrl: ctrl, cfg: cfg, id: id, log: log, rescan: 30 * time.Second,
+		nc: nc, js: js, data: data, ix: ix, ctrl: ctrl, cfg: cfg, id: id, log: log, rescan: 30 * time.Second,
 		orphanGrace: orphanGrace(cfg),
 		running:     map[string]context.CancelFunc{}, stats: map[string]*StreamStats{},
 	}

@@ -24,8 +24,11 @@ const mirrorPrefix = "NTS_MIRROR_"
 // archiver finds the streams to archive and runs a leader campaign for each:
 // every replica campaigns, the lock holder ingests. Safe for concurrent use.
 type archiver struct {
-	nc     *nats.Conn
-	js     jetstream.JetStream
+	nc *nats.Conn
+	js jetstream.JetStream
+	// data is JetStream on the ingest's own connection (js when nil): the
+	// consumers fetch through it.
+	data   jetstream.JetStream
 	ix     *index.Index
 	ctrl   *tier.Controller
 	cfg    Config
@@ -98,7 +101,11 @@ func (a *archiver) start(ctx context.Context, pol policy) {
 	sctx, cancel := context.WithCancel(ctx)
 	a.running[pol.stream] = cancel
 	log := a.log.With("stream", pol.stream)
-	in := &ingest{js: a.js, ix: a.ix, ctrl: a.ctrl, id: a.id, log: log, pol: pol, stats: st, flushTimeout: 30 * time.Second}
+	data := a.data
+	if data == nil {
+		data = a.js
+	}
+	in := &ingest{js: data, acks: a.nc, ix: a.ix, ctrl: a.ctrl, id: a.id, log: log, pol: pol, stats: st, flushTimeout: 30 * time.Second}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
