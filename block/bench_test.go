@@ -2,6 +2,7 @@ package block_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
@@ -154,6 +155,110 @@ func BenchmarkGet(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(read.Load())/float64(b.N), "bytes-read/op")
+		})
+	}
+}
+
+// kvBlock seals n messages updating nkeys keys of a KV bucket (64-byte
+// random values, every 20th a delete marker) with or without a subject
+// index.
+func kvBlock(tb testing.TB, n, nkeys int, subjects bool) ([]byte, Meta, []string) {
+	tb.Helper()
+	bld, err := NewBuilder(Options{Stream: "KV_B", Codec: CodecS2, Subjects: subjects, TargetSize: MaxTargetSize})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	keys := make([]string, nkeys)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("$KV.B.users.%08d.profile", rng.IntN(1<<26))
+	}
+	vals := make([]byte, 64*n)
+	for i := range vals {
+		vals[i] = byte(rng.Uint32())
+	}
+	for i := range n {
+		val := vals[64*i : 64*i+64]
+		k := keys[i%nkeys]
+		if i >= nkeys {
+			k = keys[rng.IntN(nkeys)]
+		}
+		m := Msg{Seq: uint64(i + 1), Subject: k, Data: val, Time: int64(i) * 1000}
+		if i%20 == 19 {
+			m.Mark, m.Data = 1, nil
+		}
+		if err := bld.Add(m); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	blk, meta, err := bld.Seal()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return blk, meta, keys
+}
+
+// BenchmarkSubject looks up one key in the subject index of a KV block of
+// 100k messages on 50k distinct keys ("hit"), a key it does not hold
+// ("miss"), and checks the filter for a key ("filter"). It reports the
+// subject index's share of the footer in bytes per distinct subject and the
+// filter's size.
+func BenchmarkSubject(b *testing.B) {
+	const msgs, nkeys = 100_000, 50_000
+	blk, meta, keys := kvBlock(b, msgs, nkeys, true)
+	plain, _, _ := kvBlock(b, msgs, nkeys, false)
+	r, err := OpenBytes(blk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rp, err := OpenBytes(plain)
+	if err != nil {
+		b.Fatal(err)
+	}
+	overhead := float64(r.FooterSize()-rp.FooterSize()) / float64(r.SubjectCount())
+	for _, c := range []string{"hit", "miss", "filter"} {
+		b.Run(c, func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(5, 6))
+			b.ReportAllocs()
+			for b.Loop() {
+				k := keys[rng.IntN(len(keys))]
+				switch c {
+				case "hit":
+					if len(r.Subject(k)) == 0 {
+						b.Fatalf("%q not found", k)
+					}
+				case "miss":
+					if r.Subject(k+"x") != nil {
+						b.Fatalf("%q found", k+"x")
+					}
+				case "filter":
+					if !FilterMayContain(meta.Filter, k) {
+						b.Fatalf("filter says no to %q", k)
+					}
+				}
+			}
+			b.ReportMetric(overhead, "index-B/subject")
+			b.ReportMetric(float64(len(meta.Filter)), "filter-B")
+			b.ReportMetric(float64(r.FooterSize()), "footer-B")
+			b.ReportMetric(float64(rp.FooterSize()), "footer-plain-B")
+			b.ReportMetric(float64(meta.Size), "block-B")
+		})
+	}
+}
+
+// BenchmarkOpenSubjects opens the KV block of BenchmarkSubject, with and
+// without its subject index, which Open checks in full.
+func BenchmarkOpenSubjects(b *testing.B) {
+	for _, subjects := range []bool{false, true} {
+		b.Run(fmt.Sprintf("subjects=%v", subjects), func(b *testing.B) {
+			blk, meta, _ := kvBlock(b, 100_000, 50_000, subjects)
+			b.SetBytes(meta.RawSize)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := OpenBytes(blk); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

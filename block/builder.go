@@ -29,6 +29,11 @@ type Msg struct {
 	Data []byte
 	// Time is the time JetStream stored the message, in unix nanoseconds.
 	Time int64
+	// Mark is a tag of the caller's choosing, kept in the subject index
+	// only (Options.Subjects) and returned there in Entry.Mark; a block
+	// without a subject index drops it. Reader.Get and Reader.Range leave
+	// it 0: look the message up with Reader.Subject to learn it.
+	Mark uint8
 }
 
 // Options configure a Builder.
@@ -45,6 +50,14 @@ type Options struct {
 	// frame past it starts a new frame, and a message larger than it gets a
 	// frame of its own. 0 means DefaultFrameSize.
 	FrameSize int
+	// Subjects adds a subject index to the block (each distinct subject
+	// with its messages' sequences and marks; see Reader.Subject) and a
+	// filter over its subjects to the Meta that Seal returns (Meta.Filter).
+	Subjects bool
+	// MaxFilterSize bounds Meta.Filter, in bytes (a filter takes at least
+	// 10); 0 means DefaultMaxFilterSize. An index entry holds the filter, so
+	// it must fit a NATS message with room to spare.
+	MaxFilterSize int
 }
 
 // withDefaults checks o and fills in its defaults.
@@ -58,12 +71,17 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: target size %d out of range [0, %d]", ErrInvalidOption, o.TargetSize, MaxTargetSize)
 	case o.FrameSize < 0 || o.FrameSize > MaxMsgSize:
 		return o, fmt.Errorf("%w: frame size %d out of range [0, %d]", ErrInvalidOption, o.FrameSize, MaxMsgSize)
+	case o.MaxFilterSize < 0 || o.MaxFilterSize > MaxFilterSize:
+		return o, fmt.Errorf("%w: max filter size %d out of range [0, %d]", ErrInvalidOption, o.MaxFilterSize, MaxFilterSize)
 	}
 	if o.TargetSize == 0 {
 		o.TargetSize = DefaultTargetSize
 	}
 	if o.FrameSize == 0 {
 		o.FrameSize = DefaultFrameSize
+	}
+	if o.MaxFilterSize == 0 {
+		o.MaxFilterSize = DefaultMaxFilterSize
 	}
 	return o, nil
 }
@@ -87,6 +105,8 @@ type Builder struct {
 	minTime int64
 	maxTime int64
 	footer  []byte // scratch for Seal
+	subj    subjectBuilder
+	subjIdx []byte // scratch for Seal: the encoded subject index
 }
 
 // NewBuilder returns an empty builder for blocks of opts.Stream. It returns
@@ -114,8 +134,11 @@ func (b *Builder) Len() int { return len(b.seqs) }
 func (b *Builder) RawSize() int64 { return b.rawSize }
 
 // Full reports whether the builder holds Options.TargetSize raw bytes or
-// MaxMsgs messages, and should be sealed.
-func (b *Builder) Full() bool { return b.rawSize >= b.opts.TargetSize || len(b.seqs) >= MaxMsgs }
+// MaxMsgs messages, or distinct subjects whose names take a quarter of the
+// footer's bound, and should be sealed.
+func (b *Builder) Full() bool {
+	return b.rawSize >= b.opts.TargetSize || len(b.seqs) >= MaxMsgs || b.subj.bytes >= maxFooterSize/4
+}
 
 // FirstSeq returns the sequence of the first message held, or 0.
 func (b *Builder) FirstSeq() uint64 {
@@ -168,6 +191,9 @@ func (b *Builder) Add(m Msg) error {
 	b.recLens = append(b.recLens, uint32(rec))
 	b.times = append(b.times, m.Time)
 	b.rawSize += int64(rec)
+	if b.opts.Subjects {
+		b.subj.add(m.Subject, m.Mark)
+	}
 	return nil
 }
 
@@ -225,7 +251,13 @@ func (b *Builder) Seal() ([]byte, Meta, error) {
 		Codec:     b.opts.Codec,
 		Version:   FormatVersion,
 	}
-	b.footer = appendFooter(b.footer[:0], &m, b.frames, b.seqs, b.recLens, b.times)
+	var subjects []byte
+	if b.opts.Subjects {
+		m.Filter = newFilter(len(b.subj.names), b.opts.MaxFilterSize)
+		b.subjIdx = b.subj.encode(b.subjIdx[:0], b.seqs, m.Filter)
+		subjects = b.subjIdx
+	}
+	b.footer = appendFooter(b.footer[:0], &m, b.frames, b.seqs, b.recLens, b.times, subjects)
 	if len(b.footer) > maxFooterSize {
 		return nil, Meta{}, fmt.Errorf("%w: footer of %d bytes, limit %d", ErrTooLarge, len(b.footer), maxFooterSize)
 	}
@@ -257,6 +289,10 @@ func (b *Builder) Reset() {
 	if cap(b.footer) > maxFooterSize/4 {
 		b.footer = nil
 	}
+	if cap(b.subjIdx) > maxFooterSize/4 {
+		b.subjIdx = nil
+	}
+	b.subj.reset()
 }
 
 // uvarintLen returns the length of the uvarint encoding of v.

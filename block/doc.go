@@ -12,6 +12,16 @@
 // trailer at the end. A block is self-describing: an index of blocks can be
 // rebuilt from the blocks alone by reading their footers.
 //
+// A block sealed with Options.Subjects also holds a subject index in its
+// footer: its distinct subjects in ascending byte order, prefix-compressed
+// with a restart point every 16 subjects (as in LevelDB and Pebble sstable
+// blocks), each with the sequences and marks (Msg.Mark) of its messages.
+// Reader.Subject finds one subject with a binary search of the restart points
+// and at most 16 decoded entries; Reader.Subjects scans subjects in order
+// from a start point, for prefix scans and merges across blocks. Seal then
+// also returns a Bloom filter over the subjects (Meta.Filter, laid out in
+// filter.go) for an index to skip blocks that cannot hold a subject.
+//
 // # Layout
 //
 // All fixed-width integers are little-endian. "uvarint" and "varint" are the
@@ -50,7 +60,8 @@
 //	  raw size       uvarint  sum of the frames' raw lengths
 //	  codec          byte     0 none, 1 s2, 2 zstd
 //	  flags          byte     bit 0: times sorted (time[i] >= time[i-1]);
-//	                          the other bits are 0
+//	                          bit 1: a subject index follows the message
+//	                          index; the other bits are 0
 //	  frames         uvarint  number of frames, 1..count
 //	  frame table, per frame:
 //	    offset       uvarint  of the stored frame in the block
@@ -68,6 +79,23 @@
 //	                 before it there, and a frame's lengths sum to its raw len
 //	    times        count values time[i] - time[i-1], time[-1] = first time:
 //	                 uvarints when times are sorted, varints otherwise
+//	  subject index, when flags bit 1 is set:
+//	    subjects     uvarint  distinct subjects, 1..count
+//	    entries len  uvarint
+//	    entries, one per subject in ascending byte order:
+//	      shared     uvarint  bytes in common with the previous subject;
+//	                          0 at a restart point (entries 0, 16, 32, ...)
+//	      suffix len uvarint
+//	      suffix     [suffix len]byte  the rest of the subject
+//	      msgs       uvarint  messages on the subject, >= 1
+//	      list len   uvarint  bytes of the list
+//	      list, one item per message in sequence order:
+//	        delta    uvarint  seq - the subject's previous seq; for its
+//	                          first, seq - the block's first seq
+//	        mark     byte     Msg.Mark
+//	    restarts     uint32 per restart point: its offset in entries
+//	  Every message of the block is listed exactly once; Open checks this
+//	  and the order of subjects and sequences.
 //
 //	trailer (24 bytes)
 //	  footer offset  uint64
@@ -83,6 +111,12 @@
 // allocated, checksums are verified before anything is decompressed, and a
 // frame must decompress to exactly its raw length; any mismatch is reported
 // as an error wrapping ErrCorrupt that names the byte offset.
+//
+// The subject index came after the first blocks of format version 1 were
+// written, as an addition that leaves them valid: a block without it is
+// what it always was, and a reader that predates it rejects a block with it
+// (flags bit 1 is one of the bits it requires to be 0) with a clear error
+// rather than misreading it. The version stays 1.
 package block
 
 // The constants below are part of the durable format: blocks already written
@@ -116,6 +150,9 @@ const (
 
 	// maxFooterSize bounds the footer. A footer of MaxMsgs messages takes at
 	// most 25 bytes per message (seq gap, length and time varints) and 54
-	// bytes per frame, below it even with one frame per message.
+	// bytes per frame, below it even with one frame per message. A subject
+	// index adds at most 61 bytes per message (a seq delta and a mark, and
+	// five varints per subject) and the subjects' names, which Builder.Full
+	// keeps below a quarter of it: still below it.
 	maxFooterSize = 128 << 20
 )

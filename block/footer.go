@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"math"
+	"sort"
 )
 
 // castagnoli is the CRC-32C table used for frames and footers.
@@ -34,6 +35,11 @@ type Meta struct {
 	Checksum uint32
 	// Version is the block format version.
 	Version uint16
+	// Filter is a Bloom filter over the block's distinct subjects (see
+	// FilterMayContain), made by Seal when the builder has
+	// Options.Subjects; nil otherwise. A Reader's Meta leaves it nil:
+	// Reader.Filter rebuilds it from the block.
+	Filter []byte
 }
 
 // frame is one entry of the frame table, with the position of its first
@@ -56,7 +62,8 @@ type footer struct {
 	seqs   []uint64 // nil when contiguous
 	offs   []uint32 // offset of each record in its raw frame
 	times  []int64
-	sorted bool // times do not decrease (flagTimesSorted)
+	sorted bool          // times do not decrease (flagTimesSorted)
+	subj   *subjectIndex // nil without flagSubjects
 }
 
 // flagTimesSorted marks a footer whose message times do not decrease; its
@@ -65,8 +72,9 @@ const flagTimesSorted = 1
 
 // appendFooter appends the encoding of a footer to dst. recLens holds the
 // record lengths, seqs and times the messages' sequences and timestamps,
-// all in block order; m supplies the summary fields.
-func appendFooter(dst []byte, m *Meta, frames []frame, seqs []uint64, recLens []uint32, times []int64) []byte {
+// all in block order; m supplies the summary fields. subjects, when not
+// nil, is the encoded subject index.
+func appendFooter(dst []byte, m *Meta, frames []frame, seqs []uint64, recLens []uint32, times []int64, subjects []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(m.Stream)))
 	dst = append(dst, m.Stream...)
 	dst = binary.AppendUvarint(dst, m.FirstSeq)
@@ -80,11 +88,14 @@ func appendFooter(dst []byte, m *Meta, frames []frame, seqs []uint64, recLens []
 		sorted = times[i] >= times[i-1]
 	}
 	dst = append(dst, byte(m.Codec))
+	var flags byte
 	if sorted {
-		dst = append(dst, flagTimesSorted)
-	} else {
-		dst = append(dst, 0)
+		flags |= flagTimesSorted
 	}
+	if subjects != nil {
+		flags |= flagSubjects
+	}
+	dst = append(dst, flags)
 	dst = binary.AppendUvarint(dst, uint64(len(frames)))
 	for _, f := range frames {
 		dst = binary.AppendUvarint(dst, uint64(f.off))
@@ -113,7 +124,7 @@ func appendFooter(dst []byte, m *Meta, frames []frame, seqs []uint64, recLens []
 		}
 		prev = t
 	}
-	return dst
+	return append(dst, subjects...)
 }
 
 // appendTrailer appends the trailer of a footer of footerLen bytes at
@@ -256,6 +267,7 @@ func parseFooter(b []byte, base int64, maxRaw int) (*footer, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
+	subjects := false
 	if c := d.bytes("codec", 1); c != nil {
 		m.Codec = Codec(c[0])
 		if !m.Codec.valid() {
@@ -264,11 +276,12 @@ func parseFooter(b []byte, base int64, maxRaw int) (*footer, error) {
 		}
 	}
 	if fl := d.bytes("flags", 1); fl != nil {
-		if fl[0]&^flagTimesSorted != 0 {
+		if fl[0]&^(flagTimesSorted|flagSubjects) != 0 {
 			d.pos--
 			d.fail("footer: unknown flags %#x", fl[0])
 		}
 		f.sorted = fl[0]&flagTimesSorted != 0
+		subjects = fl[0]&flagSubjects != 0
 	}
 	// A frame table entry takes at least 9 bytes (five varints and a CRC).
 	nframes := int(d.bounded("frame count", 1, min(count, uint64(d.remaining()/9))))
@@ -282,6 +295,11 @@ func parseFooter(b []byte, base int64, maxRaw int) (*footer, error) {
 	}
 	if err := f.parseIndex(d); err != nil {
 		return nil, err
+	}
+	if subjects {
+		if err := f.parseSubjects(d); err != nil {
+			return nil, err
+		}
 	}
 	if d.remaining() != 0 {
 		d.fail("footer: %d trailing bytes", d.remaining())
@@ -412,6 +430,18 @@ func (f *footer) parseIndex(d *footerDecoder) error {
 		d.fail("footer: times span [%d, %d], summary says [%d, %d]", lo, hi, m.FirstTime, m.LastTime)
 	}
 	return d.err
+}
+
+// index returns the position of seq in the block.
+func (f *footer) index(seq uint64) (int, bool) {
+	if seq < f.meta.FirstSeq || seq > f.meta.LastSeq {
+		return 0, false
+	}
+	if f.seqs == nil {
+		return int(seq - f.meta.FirstSeq), true
+	}
+	i := sort.Search(len(f.seqs), func(i int) bool { return f.seqs[i] >= seq })
+	return i, f.seqs[i] == seq
 }
 
 // seqAt returns the sequence of the i-th message.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -32,6 +33,8 @@ func FuzzDecode(f *testing.F) {
 		} {
 			blk, _ := seal(f, Options{Stream: "FUZZ", Codec: codec, FrameSize: c.frame}, c.msgs)
 			f.Add(blk)
+			blk, _ = seal(f, Options{Stream: "FUZZ", Codec: codec, FrameSize: c.frame, Subjects: true}, c.msgs)
+			f.Add(blk)
 			if codec == CodecS2 {
 				f.Add(blk[:len(blk)/2])
 				f.Add(blk[len(blk)/2:])
@@ -39,6 +42,9 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	}
+	kv, _ := kvMsgs(3, 60, 20)
+	blk, _ := seal(f, Options{Stream: "KV_FUZZ", Codec: CodecNone, Subjects: true}, kv)
+	f.Add(blk)
 	f.Add([]byte{})
 	f.Add([]byte(magic + "\x01\x00"))
 	f.Add(bytes.Repeat([]byte{0xff}, 40))
@@ -61,8 +67,9 @@ func FuzzDecode(f *testing.F) {
 }
 
 // checkReader reads everything from r and checks what decodes against its
-// meta; a decoding error must wrap ErrCorrupt.
+// meta and its subject index; a decoding error must wrap ErrCorrupt.
 func checkReader(t *testing.T, r *Reader) {
+	checkSubjectIndex(t, r)
 	meta := r.Meta()
 	if meta.Count < 1 || meta.FirstSeq < 1 || meta.LastSeq < meta.FirstSeq || meta.FirstTime > meta.LastTime ||
 		uint64(meta.Count-1) > meta.LastSeq-meta.FirstSeq || meta.Frames < 1 || meta.Frames > meta.Count {
@@ -93,5 +100,40 @@ func checkReader(t *testing.T, r *Reader) {
 		case err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrNotFound):
 			t.Fatalf("Get(%d): %v", seq, err)
 		}
+	}
+}
+
+// checkSubjectIndex checks that a subject index that opened lists every
+// message once, in order, and that each lookup path agrees with the
+// iteration.
+func checkSubjectIndex(t *testing.T, r *Reader) {
+	meta := r.Meta()
+	if !r.HasSubjects() {
+		if r.SubjectCount() != 0 || r.Filter(0) != nil {
+			t.Fatal("subject answers without a subject index")
+		}
+		return
+	}
+	filter := r.Filter(0)
+	n, subjects := 0, 0
+	prev := ""
+	for s, es := range r.Subjects("") {
+		if subjects > 0 && s <= prev {
+			t.Fatalf("subject %q after %q", s, prev)
+		}
+		prev = s
+		subjects++
+		if len(es) == 0 || !slices.Equal(r.Subject(s), es) || !FilterMayContain(filter, s) {
+			t.Fatalf("subject %q: iterated %v, looked up %v", s, es, r.Subject(s))
+		}
+		for i, e := range es {
+			if !r.Has(e.Seq) || (i > 0 && e.Seq <= es[i-1].Seq) {
+				t.Fatalf("subject %q lists seq %d out of order or not in %+v", s, e.Seq, meta)
+			}
+		}
+		n += len(es)
+	}
+	if n != meta.Count || subjects != r.SubjectCount() {
+		t.Fatalf("subject index lists %d messages under %d subjects; count %d, %d subjects", n, subjects, meta.Count, r.SubjectCount())
 	}
 }

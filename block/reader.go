@@ -25,8 +25,9 @@ const tailSize = 256 << 10
 
 // Reader reads messages from a block. It is immutable after Open and safe
 // for concurrent use; it keeps the decoded footer (12 bytes per message,
-// 20 in a block with gaps) and the ReadRangeFunc, and reads one frame per Get and frame by
-// frame in Range. Messages it returns never share memory with buffers the
+// 20 in a block with gaps), a copy of the subject index's encoded bytes (no
+// more than FooterSize) and the ReadRangeFunc, and reads one frame per Get
+// and frame by frame in Range. Messages it returns never share memory with buffers the
 // package reuses or with the bytes the ReadRangeFunc returned: callers may
 // keep and modify them.
 type Reader struct {
@@ -136,17 +137,7 @@ func (r *Reader) Meta() Meta { return r.f.meta }
 func (r *Reader) FooterSize() int64 { return int64(r.footerLen + trailerSize) }
 
 // index returns the position of seq in the block.
-func (r *Reader) index(seq uint64) (int, bool) {
-	f := r.f
-	if seq < f.meta.FirstSeq || seq > f.meta.LastSeq {
-		return 0, false
-	}
-	if f.seqs == nil {
-		return int(seq - f.meta.FirstSeq), true
-	}
-	i := sort.Search(len(f.seqs), func(i int) bool { return f.seqs[i] >= seq })
-	return i, f.seqs[i] == seq
-}
+func (r *Reader) index(seq uint64) (int, bool) { return r.f.index(seq) }
 
 // Has reports whether the block holds seq.
 func (r *Reader) Has(seq uint64) bool {

@@ -146,7 +146,11 @@ func TestSameBlockCoversEveryField(t *testing.T) {
 			case reflect.Int64, reflect.Int:
 				v.SetInt(v.Int() + 1)
 			case reflect.Slice:
-				m.Tiers = []string{"blob"}
+				if f.Name == "Filter" {
+					m.Filter = []byte{1, 7, 0xff}
+				} else {
+					m.Tiers = []string{"blob"}
+				}
 			default:
 				t.Fatalf("field %s of kind %s not covered by this test", f.Name, v.Kind())
 			}
@@ -166,6 +170,7 @@ func TestJSONFields(t *testing.T) {
 		"stream": true, "first_seq": true, "last_seq": true, "first_time": true, "last_time": true,
 		"count": true, "raw_size": true, "size": true, "frames": true, "codec": true,
 		"checksum": true, "tiers": true, "key": true, "version": true, "created": true,
+		"filter,omitempty": true,
 	}
 	typ := reflect.TypeOf(BlockMeta{})
 	for i := range typ.NumField() {

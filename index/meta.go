@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -10,8 +11,9 @@ import (
 // Its JSON form (snake_case fields) is part of the durable layout; fields may
 // be added, never renamed.
 //
-// A BlockMeta returned by the view shares its Tiers slice with the view: the
-// caller must not modify it (copy it first, as UpdateTiers does).
+// A BlockMeta returned by the view shares its Tiers and Filter slices with
+// the view: the caller must not modify them (copy them first, as
+// UpdateTiers does with Tiers).
 type BlockMeta struct {
 	// Stream is the name of the stream the messages came from.
 	Stream string `json:"stream"`
@@ -45,6 +47,11 @@ type BlockMeta struct {
 	Version int `json:"version"`
 	// Created is when the block was sealed, in unix nanoseconds.
 	Created int64 `json:"created"`
+	// Filter is the block's filter over its subjects (block.Meta.Filter,
+	// tested with block.FilterMayContain), for blocks sealed with a
+	// subject index; empty otherwise. It is about 1.25 bytes per distinct
+	// subject, bounded by the block's options.
+	Filter []byte `json:"filter,omitempty"`
 }
 
 // Validate reports whether m describes a block: a valid stream name, a
@@ -85,7 +92,7 @@ func sameBlock(m, o *BlockMeta) bool {
 		m.FirstTime == o.FirstTime && m.LastTime == o.LastTime && m.Count == o.Count &&
 		m.RawSize == o.RawSize && m.Size == o.Size && m.Frames == o.Frames &&
 		m.Codec == o.Codec && m.Checksum == o.Checksum && m.Key == o.Key &&
-		m.Version == o.Version && m.Created == o.Created
+		m.Version == o.Version && m.Created == o.Created && bytes.Equal(m.Filter, o.Filter)
 }
 
 // Head is the value of "head.<stream>": the last block committed for the
