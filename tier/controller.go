@@ -99,6 +99,16 @@ func NewController(levels []Level, opts ...ControllerOption) (*Controller, error
 	return c, nil
 }
 
+// level returns the level of the tier named name, or -1.
+func (c *Controller) level(name string) int {
+	for i, l := range c.levels {
+		if l.Tier.Name() == name {
+			return i
+		}
+	}
+	return -1
+}
+
 // Levels returns the tiers and their policies, hottest first.
 func (c *Controller) Levels() []Level { return append([]Level(nil), c.levels...) }
 
@@ -251,6 +261,9 @@ func (c *Controller) readFrom(ctx context.Context, i int, key string, size int64
 		}
 		var err error
 		r, err = block.Open(ctx, size, func(ctx context.Context, off, n int64) ([]byte, error) {
+			if ra := readAheadFor(ctx, i, key); ra != nil {
+				return ra.read(ctx, off, n)
+			}
 			return t.GetRange(ctx, key, off, n)
 		})
 		if err != nil {
@@ -270,6 +283,16 @@ func (c *Controller) ReadMsg(ctx context.Context, key string, size int64, seq ui
 		from string
 	)
 	err := c.readThrough(ctx, key, size, func(r *block.Reader, tier string) error {
+		ctx := ctx
+		if level := c.level(tier); level >= 0 {
+			if t := c.levels[level].Tier; isRangeInto(t) {
+				// The frame is read into a pooled buffer, given back
+				// once Get has copied the message out of it.
+				ra := newReadAhead(t, level, key, r.Meta().Size-r.FooterSize(), false)
+				defer ra.close()
+				ctx = context.WithValue(ctx, readAheadKey{}, ra)
+			}
+		}
 		var err error
 		m, err = r.Get(ctx, seq)
 		from = tier
@@ -278,13 +301,36 @@ func (c *Controller) ReadMsg(ctx context.Context, key string, size int64, seq ui
 	return m, from, err
 }
 
+// spansFrames reports whether the seqs from..to (to 0: to the end) of a
+// block likely lie in more than one of its frames, were its messages of
+// even size.
+func spansFrames(m block.Meta, from, to uint64) bool {
+	if to == 0 || to > m.LastSeq {
+		to = m.LastSeq
+	}
+	from = max(from, m.FirstSeq)
+	if m.Frames < 2 || from > to {
+		return false
+	}
+	span := m.LastSeq - m.FirstSeq + 1
+	return (to-from+1)*uint64(m.Frames) > 2*span // over two frames' worth
+}
+
 // ReadRange calls fn for each message of the block under key with a seq in
 // [from, to] (to 0: to the end), in order, with the tier serving it. When a
 // tier fails part way, the range resumes from a colder tier after the last
-// message delivered, so fn never sees a seq twice.
+// message delivered, so fn never sees a seq twice. A range of more than one
+// frame reads ahead (see readAhead): while fn handles the messages of one
+// chunk of frames, the next chunk is being read.
 func (c *Controller) ReadRange(ctx context.Context, key string, size int64, from, to uint64, fn func(m block.Msg, tier string) error) error {
 	next := from
 	return c.readThrough(ctx, key, size, func(r *block.Reader, tier string) error {
+		ctx := ctx
+		if level := c.level(tier); level >= 0 {
+			ra := newReadAhead(c.levels[level].Tier, level, key, r.Meta().Size-r.FooterSize(), spansFrames(r.Meta(), next, to))
+			defer ra.close()
+			ctx = context.WithValue(ctx, readAheadKey{}, ra)
+		}
 		return r.Range(ctx, next, to, func(m block.Msg) error {
 			if err := fn(m, tier); err != nil {
 				return &callerError{err}

@@ -110,13 +110,20 @@ func ValidatePrefix(prefix string) error {
 // fsynced. A key cannot be both an object and a directory of other objects
 // ("a" and "a/b"); putting the second fails.
 //
+// Reads keep the handles of recently read files open (see openFiles): a
+// read costs a stat of the open file and one positioned read.
+//
 // File is safe for concurrent use. Buffers returned by Get and GetRange are
 // the caller's; Put does not retain blk.
 type File struct {
-	dir string
+	dir   string
+	files *openFiles
 }
 
-var _ Tier = (*File)(nil)
+var (
+	_ Tier      = (*File)(nil)
+	_ RangeInto = (*File)(nil)
+)
 
 // NewFile returns a File store rooted at dir, creating dir if needed and
 // removing temporary files left by writes that a crash interrupted.
@@ -131,7 +138,7 @@ func NewFile(dir string) (*File, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("file tier: %w", err)
 	}
-	f := &File{dir: abs}
+	f := &File{dir: abs, files: newOpenFiles(maxOpenFiles)}
 	if err := f.removeTemp(); err != nil {
 		return nil, fmt.Errorf("file tier: removing partial writes: %w", err)
 	}
@@ -181,7 +188,9 @@ func (f *File) Put(ctx context.Context, key string, blk []byte) error {
 	if err := f.mkdirs(dir); err != nil {
 		return fmt.Errorf("file put %q: %w", key, err)
 	}
-	if err := putFileAtomic(ctx, dir, path, blk); err != nil {
+	err = putFileAtomic(ctx, dir, path, blk)
+	f.files.forget(key) // a handle kept for key reads the file replaced
+	if err != nil {
 		return fmt.Errorf("file put %q: %w", key, err)
 	}
 	return nil
@@ -266,38 +275,69 @@ func fsyncDir(dir string) error {
 
 // open opens the regular file holding key. A missing file, or a directory
 // standing where the file would be, is ErrNotFound.
-func (f *File) open(ctx context.Context, op, key string) (*os.File, int64, error) {
+func (f *File) open(ctx context.Context, op, key string) (*os.File, os.FileInfo, error) {
 	path, err := f.path(key)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, 0, fmt.Errorf("file %s %q: %w", op, key, err)
+		return nil, nil, fmt.Errorf("file %s %q: %w", op, key, err)
 	}
 	fh, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDirSyscall) {
-		return nil, 0, fmt.Errorf("file %s %q: %w", op, key, ErrNotFound)
+		return nil, nil, fmt.Errorf("file %s %q: %w", op, key, ErrNotFound)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("file %s %q: %w", op, key, err)
+		return nil, nil, fmt.Errorf("file %s %q: %w", op, key, err)
 	}
 	fi, err := fh.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
 		err = ErrNotFound
 	}
 	if err != nil {
-		return nil, 0, errors.Join(fmt.Errorf("file %s %q: %w", op, key, err), fh.Close())
+		return nil, nil, errors.Join(fmt.Errorf("file %s %q: %w", op, key, err), fh.Close())
 	}
-	return fh, fi.Size(), nil
+	return fh, fi, nil
+}
+
+// handle returns an open handle of the file holding key for a read: one
+// kept from an earlier read when its file is still the object at key's
+// path, unchanged (so that a file removed or replaced behind the store's
+// back is never read), else a new one. The caller must release it
+// (f.files.release).
+func (f *File) handle(ctx context.Context, op, key string) (*openFile, error) {
+	if of := f.files.acquire(key); of != nil {
+		if err := ctx.Err(); err != nil {
+			f.files.release(of)
+			return nil, fmt.Errorf("file %s %q: %w", op, key, err)
+		}
+		if of.current() {
+			return of, nil
+		}
+		f.files.forget(key)
+		f.files.release(of)
+	}
+	path, err := f.path(key)
+	if err != nil {
+		return nil, err
+	}
+	fh, fi, err := f.open(ctx, op, key)
+	if err != nil {
+		return nil, err
+	}
+	of := &openFile{key: key, path: path, fh: fh, fi: fi, refs: 1}
+	f.files.keep(of)
+	return of, nil
 }
 
 // Get reads the whole object.
 func (f *File) Get(ctx context.Context, key string) ([]byte, error) {
-	fh, size, err := f.open(ctx, "get", key)
+	fh, fi, err := f.open(ctx, "get", key)
 	if err != nil {
 		return nil, err
 	}
 	defer fh.Close()
+	size := fi.Size()
 	buf := make([]byte, size)
 	if _, err := io.ReadFull(fh, buf); err != nil {
 		return nil, fmt.Errorf("file get %q: %w", key, err)
@@ -310,19 +350,41 @@ func (f *File) GetRange(ctx context.Context, key string, off, n int64) ([]byte, 
 	if err := checkRange(off, n); err != nil {
 		return nil, fmt.Errorf("file get range %q: %w", key, err)
 	}
-	fh, size, err := f.open(ctx, "get range", key)
+	of, err := f.handle(ctx, "get range", key)
 	if err != nil {
 		return nil, err
 	}
-	defer fh.Close()
-	if err := checkRangeSize(off, n, size); err != nil {
+	defer f.files.release(of)
+	if err := checkRangeSize(off, n, of.fi.Size()); err != nil {
 		return nil, fmt.Errorf("file get range %q: %w", key, err)
 	}
 	buf := make([]byte, n)
-	if m, err := fh.ReadAt(buf, off); m < len(buf) {
+	if m, err := of.fh.ReadAt(buf, off); m < len(buf) {
 		return nil, fmt.Errorf("file get range %q: read %d of %d bytes: %w", key, m, n, err)
 	}
 	return buf, nil
+}
+
+// GetRangeInto fills dst with the len(dst) bytes at off, with one
+// positioned read: GetRange into a buffer of the caller's, which it does
+// not keep.
+func (f *File) GetRangeInto(ctx context.Context, key string, off int64, dst []byte) error {
+	n := int64(len(dst))
+	if err := checkRange(off, n); err != nil {
+		return fmt.Errorf("file get range %q: %w", key, err)
+	}
+	of, err := f.handle(ctx, "get range", key)
+	if err != nil {
+		return err
+	}
+	defer f.files.release(of)
+	if err := checkRangeSize(off, n, of.fi.Size()); err != nil {
+		return fmt.Errorf("file get range %q: %w", key, err)
+	}
+	if m, err := of.fh.ReadAt(dst, off); m < len(dst) {
+		return fmt.Errorf("file get range %q: read %d of %d bytes: %w", key, m, n, err)
+	}
+	return nil
 }
 
 // Stat returns the object's size and modification time.
@@ -352,6 +414,7 @@ func (f *File) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	defer f.files.forget(key)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("file delete %q: %w", key, err)
 	}
