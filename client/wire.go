@@ -1,7 +1,3 @@
-// Package client is the Go side of nts's wire protocol: the subjects its
-// micro service answers on and the headers of its replies. It imports only
-// nats.go, so programs that read archived messages over NATS can use it
-// without pulling in the server side.
 package client
 
 import (

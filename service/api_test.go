@@ -463,7 +463,7 @@ func TestAPI(t *testing.T) {
 		if err := e.requestJSON("$SRV.INFO.nts", nil, &info); err != nil {
 			t.Fatal(err)
 		}
-		if info.ID != st.Instance || info.Metadata["prefix"] != "nts" || len(info.Endpoints) != 13 {
+		if info.ID != st.Instance || info.Metadata["prefix"] != "nts" || len(info.Endpoints) != 19 {
 			t.Fatalf("micro info %+v", info)
 		}
 	})

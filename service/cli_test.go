@@ -165,7 +165,7 @@ func TestNATSCLI(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &stats); err != nil {
 			t.Fatalf("nats micro stats nts --json: %v\n%s", err, out)
 		}
-		if len(stats) != 1 || stats[0].Name != "nts" || len(stats[0].Endpoints) != 13 {
+		if len(stats) != 1 || stats[0].Name != "nts" || len(stats[0].Endpoints) != 19 {
 			t.Fatalf("nats micro stats nts --json: %d services:\n%s", len(stats), out)
 		}
 		seen := map[string]bool{}

@@ -45,6 +45,38 @@
 // keeps them as NATS defines them: every key with its case and every value
 // of a repeated key in order; distinct keys are stored in sorted order.
 //
+// # KV buckets and object stores
+//
+// A KV bucket B is the stream KV_B, an object store the stream OBJ_B; the
+// endpoints kv.get, kv.keys, kv.history, obj.info, obj.get and obj.list read
+// their archive (the newest incarnation, KV_B~n, when the stream was
+// deleted and created again). A bucket may hold millions of keys, so
+// nothing is written per key or per message: blocks of KV and object
+// streams carry a subject index in their footer (every distinct subject of
+// the block, sorted and prefix-compressed, with the sequences of its
+// messages and, for KV, each one's operation: put, delete or purge, from
+// KV-Operation or the server's Nats-Marker-Reason), and a Bloom filter over
+// their subjects (about 1.25 bytes per distinct subject) that rides in the
+// block's index entry. The index still takes one write per block, and a
+// replica keeps in memory only the entries with their filters and a
+// bounded cache of opened footers.
+//
+// A lookup of one key (kv.get, kv.history, obj.info, an object's chunks)
+// checks the filters of the archive's entries in memory, then reads the
+// subject index of the blocks that may hold the key, newest first for
+// kv.get and obj.info: a binary search and a few decoded entries per
+// block, no frame read, then one frame for the message itself. kv.get of a
+// key whose newest operation is a delete or purge is a 404 naming the
+// revision; a revision older than the key's newest purge is hidden, as a
+// KV read hides it. A listing (kv.keys, obj.list) merges the blocks' sorted
+// subjects under the bucket's prefix, one block at a time, keeping the
+// page's smallest keys with their newest entry: its memory is bounded by
+// the page, and it reads every block of the archive (a filter cannot answer
+// for a prefix). obj.get reads an object's info, then the sequences of its
+// chunks from every block that may hold them; an object whose chunks are not
+// all archived is a 404, never a short object. Blocks of these streams
+// sealed without a subject index are not seen by these endpoints.
+//
 // # Lifecycle
 //
 // Every policy_interval each replica evicts from its own memory and file

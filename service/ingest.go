@@ -278,6 +278,10 @@ func (in *ingest) start(ctx context.Context) (*term, jetstream.Consumer, error) 
 		return nil, nil, err
 	}
 	in.pol.block.Stream = in.pol.archive
+	// KV and object store streams get a subject index and a filter, which
+	// the index entry carries: within a quarter of a NATS message.
+	in.pol.block.Subjects = in.pol.kind == "kv" || in.pol.kind == "obj"
+	in.pol.block.MaxFilterSize = int(min(in.js.Conn().MaxPayload()/4, block.DefaultMaxFilterSize))
 	archive := in.pol.archive
 	in.stats.archive.Store(&archive)
 	cons, err := in.consumer(ctx, str, head.LastSeq)
@@ -436,7 +440,11 @@ func (in *ingest) add(ctx context.Context, t *term, m jetstream.Msg) error {
 }
 
 func (in *ingest) toBlock(m jetstream.Msg, seq uint64, ts time.Time) block.Msg {
-	return block.Msg{Seq: seq, Subject: m.Subject(), Header: encodeHeader(m.Headers()), Data: m.Data(), Time: ts.UnixNano()}
+	bm := block.Msg{Seq: seq, Subject: m.Subject(), Header: encodeHeader(m.Headers()), Data: m.Data(), Time: ts.UnixNano()}
+	if in.pol.kind == "kv" {
+		bm.Mark = kvMark(m.Headers())
+	}
+	return bm
 }
 
 // sealer seals and writes the jobs' blocks, every builder handed over at
@@ -504,7 +512,7 @@ func (in *ingest) commit(ctx context.Context, t *term, job *sealJob) error {
 		FirstTime: bm.FirstTime, LastTime: bm.LastTime, Count: uint64(bm.Count),
 		RawSize: bm.RawSize, Size: bm.Size, Frames: bm.Frames, Codec: bm.Codec.String(),
 		Checksum: bm.Checksum, Tiers: job.tiers, Key: job.key, Version: int(bm.Version),
-		Created: time.Now().UnixNano(),
+		Created: time.Now().UnixNano(), Filter: bm.Filter,
 	}
 	var rev uint64
 	err := retry(ctx, in.log, "commit block "+job.key, func() error {

@@ -53,13 +53,22 @@ type api struct {
 
 	ctx    context.Context // root of every request's context
 	cancel context.CancelFunc
-	sem    chan struct{} // one token per running worker
+	jobs   chan work // hands a request to an idle worker; closed by stop
 
 	mu      sync.Mutex
 	closed  bool
+	started int // workers running: they stay for the next request
+	busy    int // workers running a request
 	workers sync.WaitGroup
 	eps     map[string]*endpointStats
 	stopped sync.Once
+}
+
+// work is one request handed to a worker.
+type work struct {
+	st    *endpointStats
+	reply string
+	j     job
 }
 
 // endpointStats counts what micro does not see of one endpoint: the
@@ -92,8 +101,8 @@ func newAPI(nc *nats.Conn, cfg Config, log *slog.Logger) (*api, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &api{
 		nc: nc, cfg: cfg, log: log, ctx: ctx, cancel: cancel,
-		sem: make(chan struct{}, cfg.Service.MaxConcurrent),
-		eps: map[string]*endpointStats{},
+		jobs: make(chan work),
+		eps:  map[string]*endpointStats{},
 	}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:         serviceName,
@@ -169,7 +178,10 @@ func (a *api) stop() {
 			a.log.Warn("stopping the micro service", "err", err)
 		}
 		a.mu.Lock()
-		a.closed = true
+		if !a.closed {
+			a.closed = true
+			close(a.jobs)
+		}
 		a.mu.Unlock()
 		done := make(chan struct{})
 		go func() {
@@ -212,7 +224,10 @@ func (a *api) handler(st *endpointStats, prepare prepareFunc) micro.Handler {
 }
 
 // dispatch runs j in a worker, or returns an error wrapping ErrOverloaded
-// when every worker is busy or the service is stopping.
+// when every worker is busy or the service is stopping. Workers are started
+// as the requests in progress grow, up to cfg.Service.MaxConcurrent, and
+// then stay for the next requests until stop: a request reuses a worker's
+// goroutine (and the stack it has grown) rather than starting its own.
 func (a *api) dispatch(st *endpointStats, reply string, j job) error {
 	if reply == "" {
 		return nil // no one to answer
@@ -222,34 +237,57 @@ func (a *api) dispatch(st *endpointStats, reply string, j job) error {
 	if a.closed {
 		return fmt.Errorf("%w: the replica is stopping", ErrOverloaded)
 	}
-	select {
-	case a.sem <- struct{}{}:
-	default:
+	if a.busy >= a.cfg.Service.MaxConcurrent {
 		st.Shed.Add(1)
-		return fmt.Errorf("%w: %d requests in progress, the replica's limit", ErrOverloaded, cap(a.sem))
+		return fmt.Errorf("%w: %d requests in progress, the replica's limit", ErrOverloaded, a.busy)
 	}
-	a.workers.Add(1)
 	st.InFlight.Add(1)
-	go func() {
-		defer a.workers.Done()
-		defer func() { <-a.sem }()
-		defer st.InFlight.Add(-1)
-		start := time.Now()
-		ctx, cancel := context.WithTimeout(a.ctx, time.Duration(a.cfg.Service.RequestTimeout))
-		err := a.run(ctx, j, reply)
-		cancel()
-		st.Done.Add(1)
-		st.WorkerNanos.Add(int64(time.Since(start)))
-		if err != nil {
-			st.WorkerErrs.Add(1)
-			s := err.Error()
-			st.lastErr.Store(&s)
-			if perr := a.nc.PublishMsg(withSubject(errorReply(err), reply)); perr != nil {
-				a.log.Debug("error reply not sent", "reply", reply, "err", perr)
-			}
-		}
-	}()
+	w := work{st: st, reply: reply, j: j}
+	if a.busy == a.started {
+		a.busy++
+		a.started++
+		a.workers.Add(1)
+		go a.worker(w)
+		return nil
+	}
+	// A worker is idle: it has counted itself out of busy (under a.mu)
+	// and takes the next request without a.mu.
+	a.busy++
+	a.jobs <- w
 	return nil
+}
+
+// worker serves w, then each request handed to it, until stop closes
+// a.jobs.
+func (a *api) worker(w work) {
+	defer a.workers.Done()
+	for ok := true; ok; w, ok = <-a.jobs {
+		a.serve(w)
+		a.mu.Lock()
+		a.busy--
+		a.mu.Unlock()
+	}
+}
+
+// serve runs one request's job under the request timeout, counts it, and
+// answers its error.
+func (a *api) serve(w work) {
+	st := w.st
+	defer st.InFlight.Add(-1)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(a.ctx, time.Duration(a.cfg.Service.RequestTimeout))
+	err := a.run(ctx, w.j, w.reply)
+	cancel()
+	st.Done.Add(1)
+	st.WorkerNanos.Add(int64(time.Since(start)))
+	if err != nil {
+		st.WorkerErrs.Add(1)
+		s := err.Error()
+		st.lastErr.Store(&s)
+		if perr := a.nc.PublishMsg(withSubject(errorReply(err), w.reply)); perr != nil {
+			a.log.Debug("error reply not sent", "reply", w.reply, "err", perr)
+		}
+	}
 }
 
 // run calls j, turning a panic into an error so that no input brings the

@@ -17,22 +17,37 @@ import (
 // of every key), then the direct-get headers and Nts-Tier, which replace
 // any original header of the same name.
 func msgReply(stream string, m block.Msg, tierName string) (*nats.Msg, error) {
-	h := nats.Header{}
+	var orig nats.Header
 	if len(m.Header) > 0 {
-		orig, err := nats.DecodeHeadersMsg(m.Header)
-		if err != nil {
+		var err error
+		if orig, err = nats.DecodeHeadersMsg(m.Header); err != nil {
 			return nil, fmt.Errorf("stream %q seq %d: stored headers: %w", stream, m.Seq, err)
 		}
-		for k, vs := range orig {
-			h[k] = append([]string(nil), vs...)
-		}
 	}
-	h.Set(client.HeaderStream, stream)
-	h.Set(client.HeaderSequence, strconv.FormatUint(m.Seq, 10))
-	h.Set(client.HeaderSubject, m.Subject)
-	h.Set(client.HeaderTimeStamp, time.Unix(0, m.Time).UTC().Format(time.RFC3339Nano))
-	h.Set(client.HeaderTier, tierName)
+	// One map sized for every key, and one backing array for the five
+	// values set here: a reply is built per message of a range.
+	h := make(nats.Header, len(orig)+len(replyKeys))
+	for k, vs := range orig {
+		h[k] = append([]string(nil), vs...)
+	}
+	var ts [len(time.RFC3339Nano) + 8]byte
+	vals := [len(replyKeys)]string{
+		stream,
+		strconv.FormatUint(m.Seq, 10),
+		m.Subject,
+		string(time.Unix(0, m.Time).UTC().AppendFormat(ts[:0], time.RFC3339Nano)),
+		tierName,
+	}
+	backing := vals[:]
+	for i, k := range replyKeys {
+		h[k] = backing[i : i+1 : i+1]
+	}
 	return &nats.Msg{Header: h, Data: m.Data}, nil
+}
+
+// replyKeys are the headers msgReply sets, in the order of its values.
+var replyKeys = [...]string{
+	client.HeaderStream, client.HeaderSequence, client.HeaderSubject, client.HeaderTimeStamp, client.HeaderTier,
 }
 
 // msgSize is the number of bytes the server counts against max payload for
