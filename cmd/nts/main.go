@@ -5,6 +5,7 @@
 // Usage:
 //
 //	nts serve [flags]     run a replica (an embedded NATS server when no --nats-url)
+//	nts bench [flags]     measure nts against plain JetStream and print the table
 //	nts version           print the version
 package main
 
@@ -38,9 +39,10 @@ const usage = `nts — tiered storage for NATS JetStream
 
 Usage:
   nts serve [flags]   run a replica; with no --nats-url, on an embedded NATS server
+  nts bench [flags]   measure nts against plain JetStream, print one table
   nts version         print the version
 
-Run 'nts serve -h' for the serve flags.
+Run 'nts serve -h' or 'nts bench -h' for their flags.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stderr)
+	case "bench":
+		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "nts", service.Version())
 		return nil
