@@ -47,12 +47,18 @@ type archiver struct {
 
 // run scans for streams at start, on every stream-created advisory and every
 // rescan interval, until ctx is done; then it waits for every ingest.
+//
+// An advisory names the stream created, which is started from the name at
+// once: the server may send the advisory before the stream shows in its
+// stream list, so a scan on the advisory alone could miss the stream until
+// the next rescan. A scan follows shortly after all the same, for streams
+// whose advisories were dropped.
 func (a *archiver) run(ctx context.Context) {
-	kick := make(chan struct{}, 1)
-	sub, err := a.nc.Subscribe("$JS.EVENT.ADVISORY.STREAM.CREATED.>", func(*nats.Msg) {
+	created := make(chan string, 64)
+	sub, err := a.nc.Subscribe(streamCreatedAdvisory+">", func(m *nats.Msg) {
 		select {
-		case kick <- struct{}{}:
-		default:
+		case created <- strings.TrimPrefix(m.Subject, streamCreatedAdvisory):
+		default: // the follow-up scan finds it
 		}
 	})
 	if err != nil {
@@ -62,17 +68,29 @@ func (a *archiver) run(ctx context.Context) {
 	}
 	t := time.NewTicker(a.rescan)
 	defer t.Stop()
+	followUp := time.NewTimer(0)
+	defer followUp.Stop()
 	for {
-		a.scan(ctx)
 		select {
 		case <-ctx.Done():
 			a.wg.Wait()
 			return
-		case <-kick:
+		case name := <-created:
+			if pol, ok := a.policyFor(name); ok {
+				a.start(ctx, pol)
+			}
+			followUp.Reset(time.Second)
+		case <-followUp.C:
+			a.scan(ctx)
 		case <-t.C:
+			a.scan(ctx)
 		}
 	}
 }
+
+// streamCreatedAdvisory prefixes the subject of the advisory the server
+// sends when a stream is created; the stream's name follows.
+const streamCreatedAdvisory = "$JS.EVENT.ADVISORY.STREAM.CREATED."
 
 // scan starts a campaign for every selected stream that has none.
 func (a *archiver) scan(ctx context.Context) {
