@@ -125,6 +125,42 @@ func (ix *Index) Blocks(stream string, from uint64, limit int) []BlockMeta {
 	return slices.Clone(s.blocks[i:end])
 }
 
+// Select returns the blocks of stream that keep accepts, in sequence order.
+// keep is called with the view's read lock held, on the view's own entry:
+// it must not change it nor call into the index. Select spares a search
+// over many blocks (such as a test of each block's filter) the copy of
+// every block that Blocks makes. The slice is the caller's; the Tiers and
+// Filter slices in it are shared with the view.
+func (ix *Index) Select(stream string, keep func(*BlockMeta) bool) []BlockMeta {
+	v := &ix.view
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	s := v.streams[stream]
+	if s == nil {
+		return nil
+	}
+	var out []BlockMeta
+	for i := range s.blocks {
+		if keep(&s.blocks[i]) {
+			out = append(out, s.blocks[i])
+		}
+	}
+	return out
+}
+
+// StreamNames returns the names of the streams Streams summarizes, in no
+// particular order: for a caller that needs only their names.
+func (ix *Index) StreamNames() []string {
+	v := &ix.view
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make([]string, 0, len(v.streams))
+	for name := range v.streams {
+		out = append(out, name)
+	}
+	return out
+}
+
 // Streams returns a summary of every stream the index holds blocks or a head
 // for, sorted by name.
 func (ix *Index) Streams() []StreamSummary {

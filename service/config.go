@@ -91,7 +91,12 @@ type SvcConfig struct {
 
 // BlockConfig is the default block policy; streams may override it.
 type BlockConfig struct {
-	TargetSize  Size     `yaml:"target_size"`
+	TargetSize Size `yaml:"target_size"`
+	// FrameSize is the raw bytes per compressed frame. 0 (the default) sizes
+	// frames by the stream's kind: KVFrameSize for KV buckets, whose reads
+	// are mostly of one key, so that a read decodes a small frame, and
+	// DefaultFrameSize for the others, read mostly in ranges and object
+	// chunks, where larger frames compress better.
 	FrameSize   Size     `yaml:"frame_size"`
 	MaxLinger   Duration `yaml:"max_linger"`
 	Compression string   `yaml:"compression"`
@@ -193,9 +198,6 @@ func (c *Config) Complete() {
 	}
 	if c.Block.TargetSize == 0 {
 		c.Block.TargetSize = 8 << 20
-	}
-	if c.Block.FrameSize == 0 {
-		c.Block.FrameSize = 128 << 10
 	}
 	if c.Block.MaxLinger == 0 {
 		c.Block.MaxLinger = Duration(10 * time.Second)

@@ -160,15 +160,48 @@ func (a *api) prepareBlocks(req micro.Request) (job, error) {
 	if _, ok := a.ix.Stream(stream); !ok {
 		return nil, fmt.Errorf("%w: stream %q is not archived", ErrNotFound, stream)
 	}
-	list := a.ix.Blocks(stream, r.FromSeq, r.Limit+1)
-	out := BlocksReply{Blocks: list}
-	if len(list) > r.Limit {
-		out = BlocksReply{Blocks: list[:r.Limit], More: true, NextSeq: list[r.Limit].FirstSeq}
-	}
-	if out.Blocks == nil {
-		out.Blocks = []index.BlockMeta{}
+	out, err := pageBlocks(a.ix.Blocks(stream, r.FromSeq, r.Limit+1), r.Limit, a.nc.MaxPayload()-replyOverhead)
+	if err != nil {
+		return nil, err
 	}
 	return nil, respondJSON(req, out)
+}
+
+// replyOverhead is what a JSON reply's page leaves of the max payload for
+// the rest of the message.
+const replyOverhead = 1 << 10
+
+// pageBlocks makes a blocks reply of up to limit of list (which holds one
+// more when there are more), without their filters and no larger than
+// maxBytes encoded, but always with at least one block.
+func pageBlocks(list []index.BlockMeta, limit int, maxBytes int64) (BlocksReply, error) {
+	out := BlocksReply{Blocks: make([]index.BlockMeta, 0, min(len(list), limit))}
+	size := int64(len(`{"blocks":[],"more":true,"next_seq":18446744073709551615}`))
+	for i, m := range list {
+		m = replyMeta(m)
+		if i == limit {
+			out.More, out.NextSeq = true, m.FirstSeq
+			break
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			return BlocksReply{}, err
+		}
+		if size += int64(len(b)) + 1; size > maxBytes && i > 0 {
+			out.More, out.NextSeq = true, m.FirstSeq
+			break
+		}
+		out.Blocks = append(out.Blocks, m)
+	}
+	return out, nil
+}
+
+// replyMeta is m as the blocks and block.info endpoints show it: without
+// its subject filter, which only the kv and obj lookups use and which,
+// over many subjects, is larger than the rest of the entry many times.
+func replyMeta(m index.BlockMeta) index.BlockMeta {
+	m.Filter = nil
+	return m
 }
 
 func (a *api) prepareBlockInfo(req micro.Request) (job, error) {
@@ -183,7 +216,7 @@ func (a *api) prepareBlockInfo(req micro.Request) (job, error) {
 		}
 		return nil, fmt.Errorf("%w: stream %q has no block starting at seq %d", ErrNotFound, stream, first)
 	}
-	return nil, respondJSON(req, m)
+	return nil, respondJSON(req, replyMeta(m))
 }
 
 func (a *api) prepareStatus(req micro.Request) (job, error) {

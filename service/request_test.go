@@ -1,8 +1,13 @@
 package service
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
+
+	"github.com/nats-tiered/nts/index"
 )
 
 func TestParseStreamSeq(t *testing.T) {
@@ -154,4 +159,59 @@ func containsWildcard(s string) bool {
 		}
 	}
 	return false
+}
+
+// TestPageBlocks checks that a page of the blocks endpoint holds no filter,
+// stops at the limit or before maxBytes (but holds at least one block) and
+// says where the next page starts.
+func TestPageBlocks(t *testing.T) {
+	var list []index.BlockMeta
+	for i := range 10 {
+		first := uint64(i*100 + 1)
+		list = append(list, index.BlockMeta{Key: fmt.Sprintf("blk.S.%d", first), FirstSeq: first, LastSeq: first + 99,
+			Filter: bytes.Repeat([]byte{0xa5}, 4096)})
+	}
+	one, err := json.Marshal(replyMeta(list[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		limit    int
+		maxBytes int64
+		want     int
+		more     bool
+	}{
+		{limit: 5, maxBytes: 1 << 20, want: 5, more: true},
+		{limit: 10, maxBytes: 1 << 20, want: 10},
+		{limit: 10, maxBytes: int64(3*len(one) + 100), want: 3, more: true},
+		{limit: 10, maxBytes: 10, want: 1, more: true},
+	} {
+		in := list[:min(tc.limit+1, len(list))]
+		page, err := pageBlocks(in, tc.limit, tc.maxBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Blocks) != tc.want || page.More != tc.more {
+			t.Errorf("limit %d, %d bytes: %d blocks, more %v; want %d, %v", tc.limit, tc.maxBytes, len(page.Blocks), page.More, tc.want, tc.more)
+			continue
+		}
+		if tc.more && page.NextSeq != list[tc.want].FirstSeq {
+			t.Errorf("limit %d, %d bytes: next_seq %d, want %d", tc.limit, tc.maxBytes, page.NextSeq, list[tc.want].FirstSeq)
+		}
+		b, err := json.Marshal(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.want > 1 && int64(len(b)) > tc.maxBytes {
+			t.Errorf("limit %d: page of %d bytes over %d", tc.limit, len(b), tc.maxBytes)
+		}
+		for _, m := range page.Blocks {
+			if m.Filter != nil {
+				t.Errorf("block %s has its filter in the reply", m.Key)
+			}
+		}
+	}
+	if list[0].Filter == nil {
+		t.Error("pageBlocks cleared the filter of the view's entry")
+	}
 }

@@ -190,11 +190,23 @@ func (a *archiver) policyFor(name string) (policy, bool) {
 			bc = mergeBlock(bc, *spec.Block)
 		}
 	}
+	if bc.FrameSize == 0 {
+		bc.FrameSize = DefaultFrameSize
+		if p.kind == "kv" {
+			bc.FrameSize = KVFrameSize
+		}
+	}
 	codec, _ := block.ParseCodec(bc.Compression) // validated with the config
 	p.block = block.Options{Stream: name, Codec: codec, TargetSize: int64(bc.TargetSize), FrameSize: int(bc.FrameSize)}
 	p.linger = time.Duration(bc.MaxLinger)
 	return p, true
 }
+
+// Frame sizes of a stream whose configuration sets none (BlockConfig).
+const (
+	DefaultFrameSize = 128 << 10
+	KVFrameSize      = 16 << 10
+)
 
 // matches reports whether a configured stream name or pattern selects name.
 func matches(pattern, name string) bool {

@@ -25,9 +25,9 @@ const blockPage = 1024
 // archiveFor).
 func (a *api) newestArchive(stream string) (string, bool) {
 	best, bestN := "", 0
-	for _, s := range a.ix.Streams() {
+	for _, name := range a.ix.StreamNames() {
 		n := 0
-		switch rest, ok := strings.CutPrefix(s.Stream, stream); {
+		switch rest, ok := strings.CutPrefix(name, stream); {
 		case !ok:
 			continue
 		case rest == "":
@@ -42,7 +42,7 @@ func (a *api) newestArchive(stream string) (string, bool) {
 			continue
 		}
 		if n > bestN {
-			best, bestN = s.Stream, n
+			best, bestN = name, n
 		}
 	}
 	return best, bestN > 0
@@ -68,14 +68,7 @@ func (a *api) eachBlock(archive string, fn func(index.BlockMeta) bool) {
 // candidates returns the blocks of archive whose filter says they may hold
 // messages on subject, oldest first. Blocks without a filter are included.
 func (a *api) candidates(archive, subject string) []index.BlockMeta {
-	var out []index.BlockMeta
-	a.eachBlock(archive, func(b index.BlockMeta) bool {
-		if block.FilterMayContain(b.Filter, subject) {
-			out = append(out, b)
-		}
-		return true
-	})
-	return out
+	return a.ix.Select(archive, func(b *index.BlockMeta) bool { return block.FilterMayContain(b.Filter, subject) })
 }
 
 // entries returns the messages of block b on subject, from its subject

@@ -33,6 +33,9 @@ type benchSizes struct {
 	scaleSmall, scaleLarge, scaleRead int
 	// logs is the JSON log lines archived for the stored/raw figure.
 	logs int
+	// kvKeys is the keys of the KV bucket read back; objSize the size of
+	// the object read back, objRounds how often it is read each way.
+	kvKeys, objSize, objRounds int
 	// rssBound is the memory tier's bound in the peak RSS measurement.
 	rssBound int64
 }
@@ -48,12 +51,14 @@ var (
 		reads: 100_000, warmup: 50, samples: 2000, blobSamples: 500,
 		scaleSmall: 1_000, scaleLarge: 100_000, scaleRead: 1_000,
 		logs: 40_000, rssBound: 64 << 20,
+		kvKeys: 1_000_000, objSize: 20 << 20, objRounds: 7,
 	}
 	quickSizes = benchSizes{
 		drainSmall: 50_000, drainLarge: 12_500, drainRounds: 3,
 		reads: 20_000, warmup: 20, samples: 500, blobSamples: 200,
 		scaleSmall: 1_000, scaleLarge: 10_000, scaleRead: 1_000,
 		logs: 20_000, rssBound: 16 << 20,
+		kvKeys: 100_000, objSize: 20 << 20, objRounds: 3,
 	}
 )
 
@@ -214,7 +219,7 @@ func (b *benchRun) measure(ctx context.Context, rep *report) error {
 	if b.env.Embedded == nil {
 		b.env.OnClose(b.deleteMade)
 	}
-	for _, phase := range []func(context.Context) []row{b.drainRows, b.readRows, b.rssRows} {
+	for _, phase := range []func(context.Context) []row{b.drainRows, b.readRows, b.kvObjRows, b.rssRows} {
 		rep.Rows = append(rep.Rows, phase(ctx)...)
 		if err := ctx.Err(); err != nil {
 			return err

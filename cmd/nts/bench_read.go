@@ -29,8 +29,8 @@ const readPhaseTimeout = 5 * time.Minute
 
 // readRows measures the read path against one replica (memory, file and S3
 // tiers): point reads per tier, a read of a seq never archived, a range
-// scan, reads against an index of few and of many blocks, the KV and
-// object figures and stored bytes over raw on JSON logs.
+// scan, reads against an index of few and of many blocks and stored bytes
+// over raw on JSON logs.
 func (b *benchRun) readRows(ctx context.Context) []row {
 	s, err := b.startReads(ctx)
 	if err != nil {
@@ -43,7 +43,7 @@ func (b *benchRun) readRows(ctx context.Context) []row {
 	}()
 	var rows []row
 	for _, part := range []func(context.Context, *readsService) []row{
-		b.pointReadRows, b.notArchivedRow, b.scanRow, b.scaleRow, b.kvObjRows, b.storedRow,
+		b.pointReadRows, b.notArchivedRow, b.scanRow, b.scaleRow, b.storedRow,
 	} {
 		rows = append(rows, part(ctx, s)...)
 		if ctx.Err() != nil {
@@ -66,8 +66,6 @@ var (
 	notArchivedSpec = rowSpec{"read-not-archived", "read of a seq never archived, p50",
 		&target{Text: "answered from the index: 0 tier reads"}}
 	scanSpec  = rowSpec{"scan-s3", "range scan from the S3 tier", atLeast(0.5)}
-	kvSpec    = rowSpec{"kv-get-1m", "kv.get p50 at 1M keys", atMost(2.0)}
-	objSpec   = rowSpec{"obj-get-20mib", "20 MiB object get", atLeast(0.7)}
 	logsSpec  = rowSpec{"stored-ratio-json", "stored / raw bytes, JSON logs (S2)", atMost(0.40)}
 	scaleSpec = func(small, large int) rowSpec {
 		return rowSpec{"read-index-scale", fmt.Sprintf("point read p50, index of %s vs %s blocks", count(large), count(small)), atMost(1.2)}
@@ -77,7 +75,7 @@ var (
 // readSpecs returns the rows of readRows.
 func (b *benchRun) readSpecs() []rowSpec {
 	return append(append([]rowSpec(nil), pointSpecs...),
-		notArchivedSpec, scanSpec, scaleSpec(b.sz.scaleSmall, b.sz.scaleLarge), kvSpec, objSpec, logsSpec)
+		notArchivedSpec, scanSpec, scaleSpec(b.sz.scaleSmall, b.sz.scaleLarge), logsSpec)
 }
 
 // startReads publishes the streams read back, starts the replica archiving

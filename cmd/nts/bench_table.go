@@ -49,7 +49,7 @@ type row struct {
 type figure struct {
 	What  string  `json:"what"`
 	Value float64 `json:"value"`
-	// Unit is one of unitRate, unitMicros, unitBytes.
+	// Unit is one of unitRate, unitMicros, unitBytes, unitMBps.
 	Unit string `json:"unit"`
 }
 
@@ -58,6 +58,7 @@ const (
 	unitRate   = "msgs/s"
 	unitMicros = "µs"
 	unitBytes  = "bytes"
+	unitMBps   = "MB/s"
 )
 
 // target is what a row's ratio is held to: Op ("<=" or ">=") Ratio, or,
@@ -123,6 +124,10 @@ func rate(what string, n int, d time.Duration) figure {
 	return figure{What: what, Value: float64(n) / d.Seconds(), Unit: unitRate}
 }
 
+func mbps(what string, n int, d time.Duration) figure {
+	return figure{What: what, Value: float64(n) / 1e6 / d.Seconds(), Unit: unitMBps}
+}
+
 func micros(what string, d time.Duration) figure {
 	return figure{What: what, Value: float64(d) / float64(time.Microsecond), Unit: unitMicros}
 }
@@ -143,6 +148,8 @@ func (f figure) String() string {
 		return fmt.Sprintf("%.3g µs", f.Value)
 	case unitBytes:
 		return binaryFormat(f.Value)
+	case unitMBps:
+		return fmt.Sprintf("%.3g MB/s", f.Value)
 	}
 	return fmt.Sprintf("%g %s", f.Value, f.Unit)
 }
