@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -189,5 +190,44 @@ func TestShortRead(t *testing.T) {
 		if _, err := Open(context.Background(), size, bytesRange(blk)); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("Open(size %d): %v, want ErrCorrupt", size, err)
 		}
+	}
+}
+
+// TestStableChecksOnce checks that OpenStable checks every frame's
+// checksum when it opens the block, and trusts the frames from then on,
+// while a reader of Open checks a frame at every read.
+func TestStableChecksOnce(t *testing.T) {
+	msgs := edgeMsgs(10)[:8]
+	blk, meta := seal(t, Options{Stream: "S", Codec: CodecS2, FrameSize: 300}, msgs)
+	if meta.Frames < 3 {
+		t.Fatalf("want several frames, got %d", meta.Frames)
+	}
+	ctx := context.Background()
+	src := bytes.Clone(blk)
+	r := openBlock(t, blk, meta)
+	for _, fr := range r.f.frames {
+		src[fr.off+fr.stored/2] ^= 0x01
+		if _, err := OpenStable(ctx, meta.Size, bytesRange(src)); corruptOffset(t, err, len(src)) != fr.off {
+			t.Fatalf("frame at %d damaged: OpenStable: %v", fr.off, err)
+		}
+		src[fr.off+fr.stored/2] ^= 0x01
+	}
+	stable, err := OpenStable(ctx, meta.Size, bytesRange(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := Open(ctx, meta.Size, bytesRange(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Damage a frame after both opened: only the plain reader checks it.
+	last := r.f.frames[len(r.f.frames)-1]
+	src[last.off+last.stored-1] ^= 0x01
+	seq := r.f.seqAt(last.first)
+	if _, err := plain.Get(ctx, seq); corruptOffset(t, err, len(src)) != last.off {
+		t.Fatalf("Open's reader read a damaged frame: %v", err)
+	}
+	if _, err := stable.Get(ctx, seq); err != nil && strings.Contains(err.Error(), "checksum") {
+		t.Fatalf("the stable reader checked a frame again: %v", err)
 	}
 }

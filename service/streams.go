@@ -204,7 +204,7 @@ func (a *archiver) policyFor(name string) (policy, bool) {
 
 // Frame sizes of a stream whose configuration sets none (BlockConfig).
 const (
-	DefaultFrameSize = 128 << 10
+	DefaultFrameSize = 32 << 10
 	KVFrameSize      = 16 << 10
 )
 

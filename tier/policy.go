@@ -246,7 +246,9 @@ func (c *Controller) Promote(ctx context.Context, key string) (string, error) {
 		return "", fmt.Errorf("promote %s: read %s: %w", key, c.levels[i].Tier.Name(), err)
 	}
 	to := c.levels[i-1].Tier
-	if err := to.Put(ctx, key, blk); err != nil {
+	err = to.Put(ctx, key, blk)
+	c.readers.drop(i-1, key)
+	if err != nil {
 		return "", fmt.Errorf("promote %s into %s: %w", key, to.Name(), err)
 	}
 	c.stats[i-1].writes.Add(1)

@@ -122,7 +122,7 @@ func (b *benchRun) storedRow(ctx context.Context, s *readsService) []row {
 		return b.failedRows(err, logsSpec)
 	}
 	r := measured(logsSpec.id, logsSpec.name, bytesFig("raw", raw), bytesFig("stored", stored), logsSpec.target)
-	r.Note = fmt.Sprintf("%s lines of blocktest.JSONLogs archived by nts with S2 (8 MiB blocks of 128 KiB frames); raw = the blocks' uncompressed frames", count(b.sz.logs))
+	r.Note = fmt.Sprintf("%s lines of blocktest.JSONLogs archived by nts with S2 (8 MiB blocks of 32 KiB frames); raw = the blocks' uncompressed frames", count(b.sz.logs))
 	if st, err := b.js.Stream(ctx, s.logs.Stream); err == nil {
 		r.Note += fmt.Sprintf("; JetStream holds them in %s", binaryFormat(float64(st.CachedInfo().State.Bytes)))
 	}
