@@ -545,3 +545,99 @@ func TestParseCodec(t *testing.T) {
 		t.Fatalf("Codec(9).String() = %q", s)
 	}
 }
+
+// TestRawFrames checks that a compressed block stores the frames its codec
+// cannot shrink as they are, sets flags bit 2 only then, and reads them
+// back exactly, through Get and Range, with Open and OpenStable, without
+// handing out the block's own bytes; and that a damaged raw frame is
+// corrupt.
+func TestRawFrames(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var msgs []Msg
+	for i := range 64 {
+		data := make([]byte, 1000)
+		if i/8%2 == 0 { // eight incompressible messages, then eight that compress
+			for j := range data {
+				data[j] = byte(rng.Uint32())
+			}
+		} else {
+			copy(data, bytes.Repeat([]byte("compressible "), 100))
+		}
+		msgs = append(msgs, Msg{Seq: uint64(i + 1), Subject: "s", Data: data, Time: int64(i)})
+	}
+	ctx := context.Background()
+	for _, codec := range []Codec{CodecS2, CodecZstd} {
+		t.Run(codec.String(), func(t *testing.T) {
+			for _, tc := range []struct {
+				name      string
+				msgs      []Msg
+				raw, comp bool // frames stored as is, compressed frames
+			}{
+				{"mixed", msgs, true, true},
+				{"compressible", msgs[8:16], false, true},
+				{"incompressible", msgs[:8], true, false},
+			} {
+				blk, meta := seal(t, Options{Stream: "S", Codec: codec, FrameSize: 8 * 1024}, tc.msgs)
+				orig := bytes.Clone(blk)
+				r := openBlock(t, blk, meta)
+				var raw, comp bool
+				for _, fr := range r.f.frames {
+					if fr.stored == int64(fr.raw) {
+						raw = true
+					} else {
+						comp = true
+					}
+				}
+				if raw != tc.raw || comp != tc.comp || r.f.rawFrames != tc.raw {
+					t.Fatalf("%s: raw frames %v, compressed %v, flag %v", tc.name, raw, comp, r.f.rawFrames)
+				}
+				stable, err := OpenStable(ctx, meta.Size, bytesRange(blk))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, rd := range []*Reader{r, stable} {
+					for _, m := range tc.msgs {
+						got, err := rd.Get(ctx, m.Seq)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if d := sameMsg(got, m); d != "" {
+							t.Fatalf("%s: Get: %s", tc.name, d)
+						}
+						for i := range got.Data {
+							got.Data[i] ^= 0xff
+						}
+					}
+					for i, got := range rangeAll(t, rd, 0, 0) {
+						if d := sameMsg(got, tc.msgs[i]); d != "" {
+							t.Fatalf("%s: Range: %s", tc.name, d)
+						}
+						for i := range got.Data {
+							got.Data[i] ^= 0xff
+						}
+					}
+				}
+				if !bytes.Equal(blk, orig) {
+					t.Fatalf("%s: modifying returned messages changed the block", tc.name)
+				}
+				if !tc.raw {
+					continue
+				}
+				for _, fr := range r.f.frames {
+					if fr.stored != int64(fr.raw) {
+						continue
+					}
+					bad := bytes.Clone(blk)
+					bad[fr.off+fr.stored/2] ^= 0x10
+					br, err := Open(ctx, meta.Size, bytesRange(bad))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := br.Get(ctx, r.f.seqAt(fr.first)); corruptOffset(t, err, len(bad)) != fr.off {
+						t.Fatalf("damaged raw frame at %d: %v", fr.off, err)
+					}
+				}
+			}
+		})
+	}
+}

@@ -210,6 +210,12 @@ func (b *Builder) closeFrame() error {
 	}
 	b.body = body
 	stored := b.body[off:]
+	if b.opts.Codec != CodecNone && len(stored) >= len(b.raw)-len(b.raw)/rawFrameSaving {
+		// The codec saves too little: the frame is stored as is, and a
+		// read of it decodes nothing (flagRawFrames).
+		b.body = append(b.body[:off], b.raw...)
+		stored = b.body[off:]
+	}
 	b.frames = append(b.frames, frame{
 		off:      int64(off),
 		stored:   int64(len(stored)),

@@ -39,7 +39,11 @@
 //
 //	frame i: the frame's raw bytes compressed on their own with the block's
 //	codec: none (stored as is), s2 (one S2 block, as s2.Encode writes it) or
-//	zstd (one single-segment zstd frame, which declares its content size).
+//	zstd (one single-segment zstd frame, which declares its content size);
+//	or, in a block with flags bit 2, stored as is when the codec would save
+//	less than 1/32 of them. A compressed frame is then always shorter than
+//	its raw bytes, so a frame whose stored length equals its raw length is
+//	one stored as is.
 //	Frames lie back to back from offset 8 to the footer. The raw bytes of a
 //	frame are its messages' records, back to back:
 //	  subject len    uvarint
@@ -61,7 +65,8 @@
 //	  codec          byte     0 none, 1 s2, 2 zstd
 //	  flags          byte     bit 0: times sorted (time[i] >= time[i-1]);
 //	                          bit 1: a subject index follows the message
-//	                          index; the other bits are 0
+//	                          index; bit 2: some frames of a compressed
+//	                          block are stored as is; the other bits are 0
 //	  frames         uvarint  number of frames, 1..count
 //	  frame table, per frame:
 //	    offset       uvarint  of the stored frame in the block
@@ -116,7 +121,9 @@
 // written, as an addition that leaves them valid: a block without it is
 // what it always was, and a reader that predates it rejects a block with it
 // (flags bit 1 is one of the bits it requires to be 0) with a clear error
-// rather than misreading it. The version stays 1.
+// rather than misreading it. The version stays 1. Frames stored as is
+// (flags bit 2) came the same way: a block that has none does not set the
+// bit, and one that has some is refused by a reader that predates them.
 package block
 
 // The constants below are part of the durable format: blocks already written

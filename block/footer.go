@@ -64,11 +64,28 @@ type footer struct {
 	times  []int64
 	sorted bool          // times do not decrease (flagTimesSorted)
 	subj   *subjectIndex // nil without flagSubjects
+	// rawFrames: a frame whose stored length equals its raw length is
+	// stored as is (flagRawFrames, or codec none).
+	rawFrames bool
 }
 
 // flagTimesSorted marks a footer whose message times do not decrease; its
 // time column holds uvarints rather than varints. Part of the durable format.
 const flagTimesSorted = 1
+
+// flagRawFrames marks a footer of a compressed block some of whose frames
+// are stored as is: a frame whose stored length equals its raw length.
+// The builder stores a frame as is when the codec would save less than
+// 1/rawFrameSaving of its bytes, and a compressed frame is then always
+// shorter than its raw bytes, so the lengths tell the two apart. Part of
+// the durable format.
+const flagRawFrames = 4
+
+// rawFrameSaving: a frame that the codec shrinks by less than
+// 1/rawFrameSaving of its raw length is stored as is. Reading such a frame
+// costs a copy at most (nothing, to read one message from memory), and
+// storing it costs at most that share of its bytes more.
+const rawFrameSaving = 32
 
 // appendFooter appends the encoding of a footer to dst. recLens holds the
 // record lengths, seqs and times the messages' sequences and timestamps,
@@ -94,6 +111,12 @@ func appendFooter(dst []byte, m *Meta, frames []frame, seqs []uint64, recLens []
 	}
 	if subjects != nil {
 		flags |= flagSubjects
+	}
+	for _, f := range frames {
+		if m.Codec != CodecNone && f.stored == int64(f.raw) {
+			flags |= flagRawFrames
+			break
+		}
 	}
 	dst = append(dst, flags)
 	dst = binary.AppendUvarint(dst, uint64(len(frames)))
@@ -276,11 +299,12 @@ func parseFooter(b []byte, base int64, maxRaw int) (*footer, error) {
 		}
 	}
 	if fl := d.bytes("flags", 1); fl != nil {
-		if fl[0]&^(flagTimesSorted|flagSubjects) != 0 {
+		if fl[0]&^(flagTimesSorted|flagSubjects|flagRawFrames) != 0 {
 			d.pos--
 			d.fail("footer: unknown flags %#x", fl[0])
 		}
 		f.sorted = fl[0]&flagTimesSorted != 0
+		f.rawFrames = fl[0]&flagRawFrames != 0 || m.Codec == CodecNone
 		subjects = fl[0]&flagSubjects != 0
 	}
 	// A frame table entry takes at least 9 bytes (five varints and a CRC).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 )
@@ -41,6 +42,23 @@ func FuzzDecode(f *testing.F) {
 				f.Add(blk[:len(blk)-1])
 			}
 		}
+	}
+	// Blocks with frames stored as is (flags bit 2): incompressible data.
+	rng := rand.New(rand.NewPCG(7, 8))
+	noise := make([]Msg, 12)
+	for i := range noise {
+		d := make([]byte, 90)
+		for j := range d {
+			d[j] = byte(rng.Uint32())
+		}
+		noise[i] = Msg{Seq: uint64(i + 10), Subject: "n", Data: d, Time: int64(i)}
+	}
+	for _, codec := range []Codec{CodecS2, CodecZstd} {
+		blk, _ := seal(f, Options{Stream: "FUZZ", Codec: codec, FrameSize: 200}, noise)
+		if r, err := OpenBytes(blk); err != nil || !r.f.rawFrames {
+			f.Fatalf("%v block of noise: no frame stored as is (%v)", codec, err)
+		}
+		f.Add(blk)
 	}
 	kv, _ := kvMsgs(3, 60, 20)
 	blk, _ := seal(f, Options{Stream: "KV_FUZZ", Codec: CodecNone, Subjects: true}, kv)

@@ -222,16 +222,23 @@ func (r *Reader) Get(ctx context.Context, seq uint64) (Msg, error) {
 			framePool.Put(bp)
 		}
 	}()
-	raw, err := r.loadFrame(ctx, fi, *bp)
+	stored, err := r.readFrame(ctx, fi)
 	if err != nil {
 		return Msg{}, err
 	}
-	*bp = raw[:0]
+	raw := stored // a frame stored as is is read in place
+	if !r.storedRaw(fr) {
+		if raw, err = decompress(r.f.meta.Codec, *bp, stored, fr.raw, fr.off); err != nil {
+			return Msg{}, err
+		}
+		*bp = raw[:0]
+	}
 	m, err := r.record(raw, fr, i, nil)
 	if err != nil {
 		return Msg{}, err
 	}
-	// raw goes back to the pool: give the message its own copy.
+	// raw goes back to the pool, or is the bytes read returned: give the
+	// message its own copy.
 	buf := make([]byte, len(m.Header)+len(m.Data))
 	h := copy(buf, m.Header)
 	copy(buf[h:], m.Data)
@@ -288,9 +295,24 @@ func (r *Reader) Range(ctx context.Context, from, to uint64, fn func(Msg) error)
 }
 
 // loadFrame reads frame fi, checks its checksum (unless the block is
-// trusted) and decompresses it into
-// dst (reused if large enough).
+// trusted) and decodes it into dst (reused if large enough), or a copy of
+// it when it is stored as is.
 func (r *Reader) loadFrame(ctx context.Context, fi int, dst []byte) ([]byte, error) {
+	stored, err := r.readFrame(ctx, fi)
+	if err != nil {
+		return nil, err
+	}
+	fr := &r.f.frames[fi]
+	c := r.f.meta.Codec
+	if r.storedRaw(fr) {
+		c = CodecNone
+	}
+	return decompress(c, dst, stored, fr.raw, fr.off)
+}
+
+// readFrame reads the stored bytes of frame fi and checks their checksum
+// (unless the block is trusted).
+func (r *Reader) readFrame(ctx context.Context, fi int) ([]byte, error) {
 	fr := &r.f.frames[fi]
 	stored, err := readAt(ctx, r.read, fr.off, fr.stored)
 	if err != nil {
@@ -301,7 +323,12 @@ func (r *Reader) loadFrame(ctx context.Context, fi int, dst []byte) ([]byte, err
 			return nil, corruptf(fr.off, "frame checksum %08x, footer says %08x", got, fr.crc)
 		}
 	}
-	return decompress(r.f.meta.Codec, dst, stored, fr.raw, fr.off)
+	return stored, nil
+}
+
+// storedRaw reports whether frame fr is stored as is (flagRawFrames).
+func (r *Reader) storedRaw(fr *frame) bool {
+	return r.f.rawFrames && fr.stored == int64(fr.raw)
 }
 
 // maxInterned bounds the subjects Range keeps to share among messages.

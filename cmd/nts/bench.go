@@ -51,14 +51,14 @@ var (
 		reads: 100_000, warmup: 50, samples: 2000, blobSamples: 500,
 		scaleSmall: 1_000, scaleLarge: 100_000, scaleRead: 1_000,
 		logs: 40_000, rssBound: 64 << 20,
-		kvKeys: 1_000_000, objSize: 20 << 20, objRounds: 7,
+		kvKeys: 1_000_000, objSize: 20 << 20, objRounds: 15,
 	}
 	quickSizes = benchSizes{
 		drainSmall: 50_000, drainLarge: 12_500, drainRounds: 3,
 		reads: 20_000, warmup: 20, samples: 500, blobSamples: 200,
 		scaleSmall: 1_000, scaleLarge: 10_000, scaleRead: 1_000,
 		logs: 20_000, rssBound: 16 << 20,
-		kvKeys: 100_000, objSize: 20 << 20, objRounds: 3,
+		kvKeys: 100_000, objSize: 20 << 20, objRounds: 5,
 	}
 )
 

@@ -92,7 +92,7 @@ func (b *benchRun) kvObjRows(ctx context.Context) []row {
 	}
 
 	done = b.step("%s object reads, %d rounds", binaryFormat(float64(b.sz.objSize)), b.sz.objRounds)
-	lat, err = perf.Measure(ctx, 1, b.sz.objRounds, objs.Native(), objs.Archived())
+	lat, err = perf.Measure(ctx, 2, b.sz.objRounds, objs.Native(), objs.Archived())
 	done()
 	if err != nil {
 		return append(rows, b.failedRows(err, objRow)...)
