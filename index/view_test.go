@@ -348,3 +348,27 @@ func TestViewBulkLoad(t *testing.T) {
 		t.Fatalf("streams = %+v; want S and H", bulk.Streams())
 	}
 }
+
+// TestSelectAndStreamNames checks Select keeps the blocks its test accepts,
+// in sequence order, and StreamNames lists every stream of the view.
+func TestSelectAndStreamNames(t *testing.T) {
+	var blocks []BlockMeta
+	for i := range 6 {
+		m := meta("S", uint64(i*10+1), uint64(i*10+10))
+		m.Filter = []byte{byte(i)}
+		blocks = append(blocks, m)
+	}
+	ix := newView(append(blocks, meta("T", 1, 5))...)
+	got := ix.Select("S", func(b *BlockMeta) bool { return b.Filter[0]%2 == 1 })
+	if len(got) != 3 || got[0].FirstSeq != 11 || got[1].FirstSeq != 31 || got[2].FirstSeq != 51 {
+		t.Fatalf("Select: %+v", got)
+	}
+	if ix.Select("NONE", func(*BlockMeta) bool { return true }) != nil {
+		t.Fatal("Select of an unknown stream returned blocks")
+	}
+	names := ix.StreamNames()
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"S", "T"}) {
+		t.Fatalf("StreamNames: %v", names)
+	}
+}

@@ -224,3 +224,37 @@ func FuzzParseConfig(f *testing.F) {
 		_ = c.Validate()
 	})
 }
+
+// TestFrameSizeByKind checks the frame size a stream's blocks get: by its
+// kind when nothing sets one (16 KiB for KV buckets, 32 KiB otherwise),
+// the configured default over that, a stream's own over both.
+func TestFrameSizeByKind(t *testing.T) {
+	frame := func(cfg Config, stream string) int {
+		t.Helper()
+		cfg.Complete()
+		a := &archiver{cfg: cfg}
+		p, ok := a.policyFor(stream)
+		if !ok {
+			t.Fatalf("%s is not archived", stream)
+		}
+		return p.block.FrameSize
+	}
+	var cfg Config
+	for stream, want := range map[string]int{"ORDERS": 32 << 10, "KV_config": 16 << 10, "OBJ_files": 32 << 10} {
+		if got := frame(cfg, stream); got != want {
+			t.Errorf("%s: frame size %d, want %d", stream, got, want)
+		}
+	}
+	cfg.Block.FrameSize = 64 << 10
+	if got := frame(cfg, "KV_config"); got != 64<<10 {
+		t.Errorf("configured 64KiB: KV frame size %d", got)
+	}
+	cfg.Streams = []StreamSpec{{Name: "KV_*", Block: &BlockConfig{FrameSize: 8 << 10}}, {Name: "*"}}
+	if got, other := frame(cfg, "KV_config"), frame(cfg, "ORDERS"); got != 8<<10 || other != 64<<10 {
+		t.Errorf("stream override: KV frame size %d, other %d", got, other)
+	}
+	cfg = Config{Streams: []StreamSpec{{Name: "CONF", Kind: "kv"}}}
+	if got := frame(cfg, "CONF"); got != 16<<10 {
+		t.Errorf("kind kv by configuration: frame size %d", got)
+	}
+}
