@@ -265,8 +265,8 @@ func (c *Controller) readFrom(ctx context.Context, i int, key string, size int64
 		open := block.Open
 		if _, ok := t.(*Memory); ok {
 			// The memory tier hands out the very bytes it was given,
-			// which nothing modifies: a frame whose checksum held once
-			// holds on every later read.
+			// which nothing modifies: OpenStable checks every frame
+			// once, as it opens the block, and no read checks again.
 			open = block.OpenStable
 		}
 		var err error
