@@ -193,10 +193,10 @@ func TestShortRead(t *testing.T) {
 	}
 }
 
-// TestStableChecksOnce checks that OpenStable checks every frame's
+// TestOpenStable checks that OpenStable checks every frame's
 // checksum when it opens the block, and trusts the frames from then on,
 // while a reader of Open checks a frame at every read.
-func TestStableChecksOnce(t *testing.T) {
+func TestOpenStable(t *testing.T) {
 	msgs := edgeMsgs(10)[:8]
 	blk, meta := seal(t, Options{Stream: "S", Codec: CodecS2, FrameSize: 300}, msgs)
 	if meta.Frames < 3 {
