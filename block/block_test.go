@@ -641,3 +641,55 @@ func TestRawFrames(t *testing.T) {
 		})
 	}
 }
+
+// TestSealOwnership checks that a sealed block is the caller's, with little
+// spare capacity for a tier to keep, that the builder keeps no block-sized
+// buffer once it sealed, and that the blocks it seals after one is handed
+// out neither share nor change it.
+func TestSealOwnership(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	for _, codec := range codecs {
+		t.Run(codec.String(), func(t *testing.T) {
+			b, err := NewBuilder(Options{Stream: "S", Codec: codec, TargetSize: 256 << 10, FrameSize: 8 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var blocks [][]byte
+			var copies [][]byte
+			seq := uint64(1)
+			for range 4 {
+				for !b.Full() {
+					off := int(seq*977) % (len(data) - 1000)
+					if err := b.Add(Msg{Seq: seq, Subject: "s", Data: data[off : off+1000], Time: int64(seq)}); err != nil {
+						t.Fatal(err)
+					}
+					seq++
+				}
+				blk, _, err := b.Seal()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b.body != nil {
+					t.Fatal("the builder kept its body after Seal")
+				}
+				if spare := cap(blk) - len(blk); spare > len(blk)/maxSlack {
+					t.Errorf("block of %d bytes with %d spare", len(blk), spare)
+				}
+				blocks = append(blocks, blk)
+				copies = append(copies, bytes.Clone(blk))
+			}
+			for i, blk := range blocks {
+				if !bytes.Equal(blk, copies[i]) {
+					t.Fatalf("block %d changed after later seals", i)
+				}
+				if _, err := OpenBytes(blk); err != nil {
+					t.Fatalf("block %d: %v", i, err)
+				}
+			}
+		})
+	}
+}

@@ -91,13 +91,16 @@ func (o Options) withDefaults() (Options, error) {
 
 // Builder accumulates messages and seals them into a block. Frames are
 // compressed as they fill, so a builder holds about the block's stored size
-// plus one raw frame. A Builder is not safe for concurrent use. Its buffers
-// are reused from one block to the next; the block Seal returns is not one
-// of them and belongs to the caller.
+// plus one raw frame. A Builder is not safe for concurrent use. Its small
+// buffers are reused from one block to the next; the body that holds the
+// compressed frames becomes the block Seal returns, which belongs to the
+// caller, so that a sealed block is not copied and an idle builder holds
+// no block-sized buffer.
 type Builder struct {
 	opts Options
 
-	body    []byte   // header and the compressed frames closed so far
+	body    []byte   // header and the compressed frames closed so far; nil until a frame closes
+	last    int      // size of the last block sealed, for the next body's capacity
 	raw     []byte   // records of the open frame
 	frames  []frame  // closed frames
 	open    int      // index of the open frame's first message
@@ -203,6 +206,9 @@ func (b *Builder) Add(m Msg) error {
 // closeFrame compresses the open frame onto the body. On error the builder
 // is unchanged.
 func (b *Builder) closeFrame() error {
+	if b.body == nil {
+		b.body = b.newBody()
+	}
 	off := len(b.body)
 	body, err := compress(b.opts.Codec, b.body, b.raw)
 	if err != nil {
@@ -272,21 +278,49 @@ func (b *Builder) Seal() ([]byte, Meta, error) {
 	}
 	m.Checksum = crc32.Checksum(b.footer, castagnoli)
 	m.Size = int64(len(b.body) + len(b.footer) + trailerSize)
-	out := make([]byte, 0, m.Size)
-	out = append(out, b.body...)
+	out := b.body
+	if free := int64(cap(out)) - m.Size; free < 0 || free > m.Size/maxSlack {
+		// The body has no room for the footer, or far more than the
+		// block needs (a partial block, an outsized message): the block
+		// gets a slice of its own size, which a tier may keep for long.
+		out = append(make([]byte, 0, m.Size), b.body...)
+	}
 	out = append(out, b.footer...)
 	out = appendTrailer(out, int64(len(b.body)), len(b.footer), m.Checksum)
+	b.body = nil // it is the caller's now
+	b.last = len(out)
 	b.Reset()
 	return out, m, nil
+}
+
+// maxSlack: a sealed block is handed out in the builder's body when the
+// body's spare capacity is at most 1/maxSlack of the block.
+const maxSlack = 16
+
+// newBody returns an empty body holding the header, with room for a block
+// the size of the last one sealed and a little more, or, for the first
+// block, a full one: TargetSize of frames, the last frame's overrun and a
+// footer of 1/32 of the target (8 bytes a message of 256 bytes). A block
+// that outgrows it grows the body as append does, and Seal then copies it.
+func (b *Builder) newBody() []byte {
+	n := headerSize + int(b.opts.TargetSize) + 2*b.opts.FrameSize + int(b.opts.TargetSize)/32 + trailerSize
+	if b.last > 0 {
+		n = min(n, b.last+b.last/32+2*b.opts.FrameSize)
+	}
+	body := make([]byte, 0, n)
+	return binary.LittleEndian.AppendUint16(append(body, magic...), FormatVersion)
 }
 
 // Reset discards the messages held; the builder keeps its options and
 // buffers.
 func (b *Builder) Reset() {
-	if cap(b.body) > 4*int(b.opts.TargetSize) {
-		b.body = nil
+	if b.body != nil {
+		if cap(b.body) > 4*int(b.opts.TargetSize) {
+			b.body = nil
+		} else {
+			b.body = binary.LittleEndian.AppendUint16(append(b.body[:0], magic...), FormatVersion)
+		}
 	}
-	b.body = binary.LittleEndian.AppendUint16(append(b.body[:0], magic...), FormatVersion)
 	b.raw = b.raw[:0]
 	b.frames = b.frames[:0]
 	b.open = 0

@@ -9,8 +9,7 @@ import (
 	"github.com/nats-tiered/nts/service"
 )
 
-// drainStream is the backlog of size-byte messages drained; the peak RSS
-// measurement archives the 4 KiB one again.
+// drainStream is the backlog of size-byte messages drained.
 func (b *benchRun) drainStream(size int) string { return b.name(fmt.Sprintf("BENCH%d", size)) }
 
 // drainRows measures archive throughput draining a backlog of 256 B and of
@@ -40,7 +39,7 @@ func (b *benchRun) drainRows(ctx context.Context) []row {
 		if f.Rounds > 1 {
 			note = fmt.Sprintf("tiers memory + file + dir:// blob, as BenchmarkArchiveDrain; medians of %d rounds, the order of the four drains rotated", f.Rounds)
 		}
-		note += "; the nts time runs from its consumer's creation to the index holding the last block"
+		note += "; every message carries the same random payload (so a frame compresses across its messages); the nts time runs from its consumer's creation to the index holding the last block"
 		r := []row{
 			measured(specs[0].id, specs[0].name, rate("acking each msg", tc.n, f.Acking), nts, specs[0].target),
 			measured(specs[1].id, specs[1].name, rate("acking none", tc.n, f.NoAck), nts, specs[1].target),

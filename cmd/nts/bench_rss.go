@@ -25,16 +25,28 @@ const childStopTimeout = 30 * time.Second
 
 var rssSpec = rowSpec{"peak-rss", "peak RSS of an nts serve process", nil}
 
+// rssSize is the payload of the messages the peak RSS measurement archives.
+const rssSize = 4096
+
 // rssRows measures the peak RSS of a replica running as a process of its
-// own (`nts serve`, this executable) while it archives the 4 KiB drain
-// backlog, several times its memory tier's bound, and then scans it back.
+// own (`nts serve`, this executable) while it archives a backlog of
+// distinct incompressible 4 KiB messages, several times its memory tier's
+// bound once stored, and then scans it back.
 func (b *benchRun) rssRows(ctx context.Context) []row {
 	bound := b.sz.rssBound
 	spec := rssSpec
 	spec.target = &target{Op: "<=", Ratio: float64(bound+64<<20) / float64(bound), Text: "≤ bound + 64 MiB"}
 	n := b.sz.drainLarge
-	done := b.step("peak RSS: nts serve archiving %s × 4 KiB with a %s memory tier, then scanning it", count(n), binaryFormat(float64(bound)))
-	rss, err := b.serveRSS(ctx, b.drainStream(4096), n, bound, "m")
+	stream := b.name("RSS")
+	b.made(kindStream, stream)
+	done := b.step("peak RSS: publishing %s × %d B", count(n), rssSize)
+	err := perf.SeqBacklog(ctx, b.js, stream, n, rssSize)
+	done()
+	if err != nil {
+		return b.failedRows(err, spec)
+	}
+	done = b.step("peak RSS: nts serve archiving them with a %s memory tier, then scanning them", binaryFormat(float64(bound)))
+	rss, err := b.serveRSS(ctx, stream, n, bound, "m")
 	done()
 	if err != nil {
 		return b.failedRows(err, spec)
@@ -45,7 +57,8 @@ func (b *benchRun) rssRows(ctx context.Context) []row {
 	return []row{r}
 }
 
-// serveRSS runs `nts serve` over the environment, archiving stream with a
+// serveRSS runs `nts serve` over the environment, archiving stream (a
+// SeqBacklog of rssSize-byte messages) with a
 // memory tier of bound bytes, until it has archived n messages and served
 // them back in one range scan, and returns its peak RSS. Its data
 // directory, index bucket and subject prefix are named after tag.
@@ -95,7 +108,7 @@ func (b *benchRun) serveRSS(ctx context.Context, stream string, n int, bound int
 		c.err = cmd.Wait()
 		close(c.exited)
 	}()
-	rss, err := b.archiveAndScan(ctx, c, perf.Target{Prefix: cfg.Service.Prefix, Stream: stream}, n)
+	rss, err := b.archiveAndScan(ctx, c, perf.Target{Prefix: cfg.Service.Prefix, Stream: stream, Size: rssSize}, n)
 	if serr := c.stop(); err == nil && serr != nil {
 		return 0, fmt.Errorf("nts serve: %w", serr)
 	}

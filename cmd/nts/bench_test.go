@@ -349,8 +349,8 @@ func TestCount(t *testing.T) {
 }
 
 // BenchmarkServeRSS measures the peak RSS of an nts serve process (this
-// test binary, run as its child) archiving 50k × 4 KiB of incompressible
-// messages through a 64 MiB memory tier, file and S3 (versitygw when
+// test binary, run as its child) archiving 50k × 4 KiB of distinct
+// incompressible messages through a 64 MiB memory tier, file and S3 (versitygw when
 // found) tiers, then serving them back in one range scan. Its target: at
 // most the memory tier's bound + 64 MiB. Run with -benchtime=1x.
 func BenchmarkServeRSS(b *testing.B) {
@@ -374,8 +374,8 @@ func BenchmarkServeRSS(b *testing.B) {
 	if br.js, err = jetstream.New(br.nc); err != nil {
 		b.Fatal(err)
 	}
-	stream := br.drainStream(4096)
-	if err := perf.Backlog(ctx, br.js, stream, n, 4096); err != nil {
+	stream := br.name("RSS")
+	if err := perf.SeqBacklog(ctx, br.js, stream, n, rssSize); err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(n * 4096)

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/nats-tiered/nts/service"
@@ -117,5 +118,32 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	str("tls-key", &cfg.NATS.TLS.Key, *tlsKey)
 	str("tls-ca", &cfg.NATS.TLS.CA, *tlsCA)
 	cfg.Complete()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if limit, ok := memoryLimit(cfg); ok {
+		debug.SetMemoryLimit(limit)
+		log.Debug("Go memory limit set from the memory tier's bound", "bytes", limit)
+	}
 	return service.Run(ctx, cfg, log)
+}
+
+// memoryHeadroom is what the memory limit leaves a replica beyond its
+// memory tier: the blocks being filled, sealed and written, footers,
+// connection buffers.
+const memoryHeadroom = 48 << 20
+
+// memoryLimit returns the soft memory limit (debug.SetMemoryLimit) of an
+// nts serve process: the memory tier's bound plus memoryHeadroom, so that
+// the garbage collector keeps the heap near what the tier holds rather
+// than letting it grow to twice that (GOGC=100). It sets none when
+// GOMEMLIMIT is set, when the memory tier is off or unbounded, or when the
+// process also runs the embedded NATS server, whose memory it does not
+// bound.
+func memoryLimit(cfg service.Config) (int64, bool) {
+	m := cfg.Tiers.Memory
+	if os.Getenv("GOMEMLIMIT") != "" || !m.On() || m.MaxBytes <= 0 || cfg.NATS.URL == "" {
+		return 0, false
+	}
+	return int64(m.MaxBytes) + memoryHeadroom, true
 }

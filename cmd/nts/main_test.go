@@ -54,3 +54,42 @@ func TestRunCommands(t *testing.T) {
 		t.Fatalf("config error %v does not wrap service.ErrConfig", err)
 	}
 }
+
+// TestMemoryLimit checks the soft memory limit nts serve sets: the memory
+// tier's bound plus headroom with an external NATS server, none with the
+// embedded one, with the memory tier off, or with GOMEMLIMIT set.
+func TestMemoryLimit(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	off := false
+	for _, tc := range []struct {
+		name  string
+		cfg   func(*service.Config)
+		limit int64
+	}{
+		{"external", func(c *service.Config) { c.NATS.URL = "nats://127.0.0.1:4222" }, 256<<20 + memoryHeadroom},
+		{"external 64MiB", func(c *service.Config) {
+			c.NATS.URL = "nats://127.0.0.1:4222"
+			c.Tiers.Memory.MaxBytes = 64 << 20
+		}, 64<<20 + memoryHeadroom},
+		{"embedded", func(c *service.Config) {}, 0},
+		{"memory tier off", func(c *service.Config) {
+			c.NATS.URL = "nats://127.0.0.1:4222"
+			c.Tiers.Memory.Enabled = &off
+		}, 0},
+	} {
+		var cfg service.Config
+		tc.cfg(&cfg)
+		cfg.Complete()
+		limit, ok := memoryLimit(cfg)
+		if ok != (tc.limit > 0) || limit != tc.limit {
+			t.Errorf("%s: limit %d, %v; want %d", tc.name, limit, ok, tc.limit)
+		}
+	}
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	cfg := service.Config{}
+	cfg.NATS.URL = "nats://127.0.0.1:4222"
+	cfg.Complete()
+	if _, ok := memoryLimit(cfg); ok {
+		t.Error("a limit set over GOMEMLIMIT")
+	}
+}

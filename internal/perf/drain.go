@@ -20,7 +20,9 @@ import (
 )
 
 // Backlog creates stream (subject "<stream>.data") and publishes n messages
-// of size random bytes to it.
+// to it, each the same size random bytes: a frame of them compresses by
+// about as many times as it holds messages. SeqBacklog publishes distinct,
+// incompressible ones.
 func Backlog(ctx context.Context, js jetstream.JetStream, stream string, n, size int) error {
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{stream + ".data"}}); err != nil {
 		return fmt.Errorf("create %s: %w", stream, err)
