@@ -293,19 +293,26 @@ func (b *Builder) Seal() ([]byte, Meta, error) {
 	return out, m, nil
 }
 
+// firstBody is the capacity of a builder's first body, beyond the header.
+const firstBody = 4 << 10
+
 // maxSlack: a sealed block is handed out in the builder's body when the
 // body's spare capacity is at most 1/maxSlack of the block.
 const maxSlack = 16
 
 // newBody returns an empty body holding the header, with room for a block
-// the size of the last one sealed and a little more, or, for the first
-// block, a full one: TargetSize of frames, the last frame's overrun and a
-// footer of 1/32 of the target (8 bytes a message of 256 bytes). A block
-// that outgrows it grows the body as append does, and Seal then copies it.
+// the size of the last one sealed and a little more, up to a full block:
+// TargetSize of frames, the last frame's overrun and a footer of 1/32 of
+// the target (8 bytes a message of 256 bytes). The first block starts
+// with firstBody bytes, since a builder may seal a single small one. A
+// block that outgrows its body grows it as append does, and Seal then
+// copies it.
 func (b *Builder) newBody() []byte {
 	n := headerSize + int(b.opts.TargetSize) + 2*b.opts.FrameSize + int(b.opts.TargetSize)/32 + trailerSize
 	if b.last > 0 {
 		n = min(n, b.last+b.last/32+2*b.opts.FrameSize)
+	} else {
+		n = min(n, headerSize+firstBody)
 	}
 	body := make([]byte, 0, n)
 	return binary.LittleEndian.AppendUint16(append(body, magic...), FormatVersion)
