@@ -25,6 +25,7 @@ import (
 	"github.com/nats-tiered/nts/block"
 	"github.com/nats-tiered/nts/index"
 	"github.com/nats-tiered/nts/internal/testenv"
+	"github.com/nats-tiered/nts/internal/tools"
 	"github.com/nats-tiered/nts/service"
 	"github.com/nats-tiered/nts/tier"
 )
@@ -199,7 +200,7 @@ func TestMain(m *testing.M) {
 
 // ntsBinary builds cmd/nts once per test process.
 var ntsBinary = sync.OnceValues(func() (string, error) {
-	root, err := testenv.RepoRoot()
+	root, err := tools.RepoRoot()
 	if err != nil {
 		return "", err
 	}

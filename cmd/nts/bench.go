@@ -79,9 +79,11 @@ const benchUsage = `Usage: nts bench [flags]
 Measures nts against plain JetStream, each figure against its reference in
 the same run, and prints one table (or --json). With no --nats-url and no
 --s3-url it starts everything it needs: an embedded nats-server with
-JetStream in a temporary directory, an S3 server on 127.0.0.1 (versitygw
-when found, else an in-process gofakes3) and the nts replicas measured; all
-of it is removed when it ends, also on Ctrl-C. Progress goes to stderr.
+JetStream in a temporary directory, versitygw as the S3 server on
+127.0.0.1 (on PATH, else the version pinned in the repository's tools
+module, built with the go command on first use) and the nts replicas
+measured; all of it is removed when it ends, also on Ctrl-C. Progress goes
+to stderr.
 
 Flags:
 `
@@ -100,7 +102,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.s3URL, "s3-url", "", "measure against this S3 bucket, s3://bucket[/prefix]?endpoint=...&region=...&path_style=true, instead of a local server")
 	fs.StringVar(&o.accessKey, "s3-access-key", "", "static access key for --s3-url (default: the AWS environment and credential chain)")
 	fs.StringVar(&o.secretKey, "s3-secret-key", "", "static secret key for --s3-url")
-	fs.StringVar(&o.versitygw, "versitygw", "", `versitygw executable to start as the S3 server (default: on PATH or the tools cache); "none" for the in-process gofakes3`)
+	fs.StringVar(&o.versitygw, "versitygw", "", "versitygw executable to start as the S3 server (default: on PATH, else the pinned build of the tools module, built when run from the repository)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -178,7 +180,7 @@ func runBench(ctx context.Context, o benchOptions, sz benchSizes, command string
 	done := b.step("starting NATS and S3")
 	env, err := perf.StartEnv(ctx, perf.EnvOptions{
 		NATSURL: o.natsURL, S3URL: o.s3URL, AccessKey: o.accessKey, SecretKey: o.secretKey,
-		Versitygw: strings.TrimSuffix(o.versitygw, "none"), NoVersitygw: o.versitygw == "none", Log: b.log,
+		Versitygw: o.versitygw, Log: b.log,
 	})
 	done()
 	if err != nil {

@@ -285,7 +285,7 @@ func TestWriteText(t *testing.T) {
 	ok.Note = "median of 3"
 	rep := &report{
 		Date: "2026-01-02", Command: "nts bench", Hardware: hardware{CPUs: 2, MemBytes: 8 << 30, OS: "linux/amd64", Go: "go1.26"},
-		NATS: "embedded", S3: "gofakes3", Seconds: 12,
+		NATS: "embedded", S3: "versitygw", Seconds: 12,
 		Rows: []row{
 			ok,
 			measured("b", "p50", micros("no-op", 50*time.Microsecond), micros("", 1500*time.Microsecond), atMost(1.5)),

@@ -31,17 +31,13 @@ type EnvOptions struct {
 	NATSURL string
 	// S3URL is an s3:// URL (as the blob tier takes it) of an existing
 	// bucket to use, with AccessKey and SecretKey as its static keys (empty:
-	// the AWS default credential chain). Empty starts an S3 server on the
-	// loopback interface: versitygw when FindVersitygw finds one, else an
-	// in-process gofakes3.
+	// the AWS default credential chain). Empty starts versitygw on the
+	// loopback interface.
 	S3URL                string
 	AccessKey, SecretKey string
 	// Versitygw is the versitygw executable to start; empty looks for one
 	// (FindVersitygw). It is not used with S3URL.
 	Versitygw string
-	// NoVersitygw starts the in-process gofakes3 even where a versitygw
-	// executable is found.
-	NoVersitygw bool
 	// Log receives the embedded server's warnings; nil discards them.
 	Log *slog.Logger
 }
@@ -66,24 +62,17 @@ type Env struct {
 	BlobOptions blob.Options
 	S3          string
 
-	s3srv    s3Server // nil when the S3 URL was given
+	s3srv    *versitygw // nil when the S3 URL was given
 	cleanups []func(context.Context) error
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// s3Server is an S3 server the environment started.
-type s3Server interface {
-	endpoint() string
-	close() error
-}
-
 // benchBucket is the bucket made on an S3 server StartEnv starts.
 const benchBucket = "nts-bench"
 
-// Credentials of an S3 server StartEnv starts: versitygw's root user;
-// gofakes3 takes any.
+// Credentials of the S3 server StartEnv starts: versitygw's root user.
 const (
 	benchAccessKey = "nts-bench-access"
 	benchSecretKey = "nts-bench-secret"
@@ -166,28 +155,17 @@ func (e *Env) startS3(ctx context.Context, o EnvOptions) error {
 		return e.checkBlob(ctx)
 	}
 	bin, how := o.Versitygw, "given"
-	if bin == "" && !o.NoVersitygw {
-		bin, how = FindVersitygw()
+	if bin == "" {
+		if bin, how = FindVersitygw(); bin == "" {
+			return fmt.Errorf("%w: no S3 server to start: versitygw %s; put versitygw on PATH, run from the repository with the go command (the pinned one is built), or give --s3-url", ErrEnv, how)
+		}
 	}
-	if bin != "" {
-		v, err := startVersitygw(ctx, bin, filepath.Join(e.Dir, "s3"))
-		if err != nil {
-			return fmt.Errorf("%w: versitygw %s: %v", ErrEnv, bin, err)
-		}
-		e.s3srv = v
-		e.S3 = fmt.Sprintf("versitygw (%s: %s), posix backend, on %s", how, bin, v.endpoint())
-	} else {
-		m, err := startS3Mem()
-		if err != nil {
-			return fmt.Errorf("%w: in-process S3: %v", ErrEnv, err)
-		}
-		e.s3srv = m
-		reason := "no versitygw found (on PATH or in the tools cache)"
-		if o.NoVersitygw {
-			reason = "versitygw not wanted"
-		}
-		e.S3 = fmt.Sprintf("in-process gofakes3 (memory backend) on %s: %s", m.endpoint(), reason)
+	v, err := startVersitygw(ctx, bin, filepath.Join(e.Dir, "s3"))
+	if err != nil {
+		return fmt.Errorf("%w: versitygw %s: %v", ErrEnv, bin, err)
 	}
+	e.s3srv = v
+	e.S3 = fmt.Sprintf("versitygw (%s: %s), posix backend, on %s", how, bin, v.endpoint())
 	if err := createBucket(ctx, e.s3srv.endpoint(), benchBucket); err != nil {
 		return fmt.Errorf("%w: %v", ErrEnv, err)
 	}

@@ -19,8 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/nats-tiered/nts/internal/tools"
 )
 
 // cleanupTimeout bounds the deletion of what a run leaves on shared
@@ -30,17 +30,25 @@ const cleanupTimeout = 30 * time.Second
 // s3ReadyTimeout bounds how long a started S3 server may take to answer.
 const s3ReadyTimeout = 30 * time.Second
 
-// FindVersitygw looks for a versitygw executable: on PATH, else the newest
-// one the repository's tests built from the version pinned in its tools
-// module (<user cache dir>/nts-tools/<hash>/versitygw). It returns its path
-// and where it was found, or "" when there is none.
+// FindVersitygw looks for a versitygw executable: on PATH; else the pinned
+// build of the repository's tools module (tools.Build, which builds it when
+// it runs in the repository and the tools cache does not hold it yet); else
+// the newest build in the tools cache. It returns its path and where it was
+// found, or "" and why there is none.
 func FindVersitygw() (path, where string) {
 	if p, err := exec.LookPath("versitygw"); err == nil {
 		return p, "PATH"
 	}
-	base, err := os.UserCacheDir()
-	if err != nil {
-		return "", ""
+	p, built, err := tools.Build("versitygw")
+	switch {
+	case err == nil && built:
+		return p, "built from the pinned tools module"
+	case err == nil:
+		return p, "pinned build in the tools cache"
+	}
+	base, cerr := os.UserCacheDir()
+	if cerr != nil {
+		return "", fmt.Sprintf("not on PATH, and not built (%v)", err)
 	}
 	matches, _ := filepath.Glob(filepath.Join(base, "nts-tools", "*", "versitygw"))
 	var newest time.Time
@@ -54,9 +62,9 @@ func FindVersitygw() (path, where string) {
 		}
 	}
 	if path == "" {
-		return "", ""
+		return "", fmt.Sprintf("not on PATH, in the tools cache, nor built from the pinned tools module (%v)", err)
 	}
-	return path, "pinned build in the tools cache"
+	return path, "a build in the tools cache"
 }
 
 // versitygw is a versitygw process serving a directory with its posix
@@ -154,46 +162,6 @@ func (v *versitygw) close() error {
 		}
 	})
 	return nil
-}
-
-// s3Mem is an in-process S3 server: gofakes3 with its memory backend.
-type s3Mem struct {
-	url  string
-	srv  *http.Server
-	done chan error // Serve's result
-	once sync.Once
-	err  error
-}
-
-// startS3Mem serves gofakes3 on a free port of 127.0.0.1.
-func startS3Mem() (*s3Mem, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	faker := gofakes3.New(s3mem.New(), gofakes3.WithLogger(gofakes3.DiscardLog()))
-	m := &s3Mem{
-		url:  "http://" + l.Addr().String(),
-		srv:  &http.Server{Handler: faker.Server(), ReadHeaderTimeout: 10 * time.Second},
-		done: make(chan error, 1),
-	}
-	go func() { m.done <- m.srv.Serve(l) }()
-	return m, nil
-}
-
-func (m *s3Mem) endpoint() string { return m.url }
-
-// close stops the server and waits for it. It is idempotent.
-func (m *s3Mem) close() error {
-	m.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-		defer cancel()
-		m.err = m.srv.Shutdown(ctx)
-		if err := <-m.done; !errors.Is(err, http.ErrServerClosed) {
-			m.err = errors.Join(m.err, err)
-		}
-	})
-	return m.err
 }
 
 // createBucket makes bucket on the S3 server at endpoint, with the

@@ -44,9 +44,8 @@ func TestStartEnv(t *testing.T) {
 		wantS3   string
 		embedded bool
 	}{
-		{"embedded, gofakes3", perf.EnvOptions{NoVersitygw: true}, "embedded nats-server", "gofakes3", true},
-		{"given NATS, gofakes3", perf.EnvOptions{NATSURL: given.ClientURL(), NoVersitygw: true}, "(given)", "gofakes3", false},
-		{"embedded, versitygw", perf.EnvOptions{Versitygw: testenv.Tool(t, "versitygw")}, "embedded nats-server", "versitygw (given", true},
+		{"embedded, versitygw found", perf.EnvOptions{}, "embedded nats-server", "versitygw (", true},
+		{"given NATS, versitygw given", perf.EnvOptions{NATSURL: given.ClientURL(), Versitygw: testenv.Tool(t, "versitygw")}, "(given)", "versitygw (given", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := startEnv(t, tc.opts)

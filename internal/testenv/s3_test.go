@@ -132,13 +132,3 @@ func TestTool(t *testing.T) {
 		t.Fatalf("%s --version: %v\n%s", path, err, out)
 	}
 }
-
-func TestRepoRoot(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if wd, _ := filepath.Abs("."); !strings.HasPrefix(wd, root) || filepath.Base(filepath.Dir(wd)) != "internal" {
-		t.Fatalf("RepoRoot() = %q for working directory %q", root, wd)
-	}
-}
