@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"testing"
 	"time"
@@ -115,20 +114,8 @@ func (e *apiEnv) config(t *testing.T) service.Config {
 // archived.
 func (e *apiEnv) run(t *testing.T, cfg service.Config) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- service.Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("replica did not stop")
-		}
-	})
+	runReplica(t, cfg, nil)
+	ctx := t.Context()
 	ix, err := index.Open(ctx, e.js, index.Options{Bucket: cfg.Index.Bucket})
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package service_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -59,15 +58,7 @@ func newScaleEnv(tb testing.TB, streams ...string) *scaleEnv {
 		e.cfg.Streams = append(e.cfg.Streams, service.StreamSpec{Name: s})
 	}
 	e.cfg.Complete()
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- service.Run(ctx, e.cfg, slog.New(slog.DiscardHandler)) }()
-	tb.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			tb.Errorf("service.Run: %v", err)
-		}
-	})
+	runReplica(tb, e.cfg, nil)
 	return e
 }
 

@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"strconv"
 	"testing"
@@ -62,16 +61,7 @@ func BenchmarkKVGet(b *testing.B) {
 	cfg.NATS.URL = srv.ClientURL()
 	cfg.Block.MaxLinger = service.Duration(time.Second)
 	cfg.Complete()
-	rctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() { done <- service.Run(rctx, cfg, log) }()
-	b.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			b.Errorf("service.Run: %v", err)
-		}
-	})
+	runReplica(b, cfg, warnLog())
 	if _, err := perf.WaitArchived(ctx, nc, perf.Target{Stream: "KV_" + kvBenchBucket}, uint64(keys)); err != nil {
 		b.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package service_test
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -101,16 +99,7 @@ func newReadsEnv(tb testing.TB) *readsEnv {
 	// block but the last, short enough not to wait long for that one.
 	cfg.Block.MaxLinger = service.Duration(time.Second)
 	cfg.Complete()
-	rctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() { done <- service.Run(rctx, cfg, log) }()
-	tb.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			tb.Errorf("service.Run: %v", err)
-		}
-	})
+	runReplica(tb, cfg, warnLog())
 	if _, err := perf.WaitArchived(ctx, e.nc, e.target, readsMsgs); err != nil {
 		tb.Fatal(err)
 	}

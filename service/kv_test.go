@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,26 +60,13 @@ func newArchiveEnv(t *testing.T, target, frame int) *archiveEnv {
 // start runs the replica until the test ends.
 func (e *archiveEnv) start(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- service.Run(ctx, e.cfg, slog.New(slog.DiscardHandler)) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("replica did not stop")
-		}
-	})
+	runReplica(t, e.cfg, nil)
 	// The replica answers once it has opened the index.
 	checkFor(t, 10*time.Second, func() error {
 		_, err := e.nc.Request("nts.streams", nil, time.Second)
 		return err
 	})
-	ix, err := index.Open(ctx, e.js, index.Options{Bucket: e.cfg.Index.Bucket})
+	ix, err := index.Open(t.Context(), e.js, index.Options{Bucket: e.cfg.Index.Bucket})
 	if err != nil {
 		t.Fatal(err)
 	}

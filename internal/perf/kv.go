@@ -87,14 +87,9 @@ func KVGets(nc *nats.Conn, prefix, bucket string, n, size int, tierName string, 
 	return func(ctx context.Context) error {
 		i := rng.IntN(n)
 		subj := client.KVGetSubject(prefix, bucket, KVKey(i))
-		if _, ok := ctx.Deadline(); !ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, ntsRequestTimeout)
-			defer cancel()
-		}
-		m, err := nc.RequestWithContext(ctx, subj, nil)
+		m, err := request(ctx, nc, subj, nil)
 		if err != nil {
-			return fmt.Errorf("request %s: %w", subj, err)
+			return err
 		}
 		if err := errorReply(subj, m); err != nil {
 			return err

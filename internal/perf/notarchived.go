@@ -18,14 +18,9 @@ import (
 func NotArchived(nc *nats.Conn, t Target, seq uint64) Probe {
 	subj := client.GetSubject(t.prefix(), t.Stream, seq)
 	return func(ctx context.Context) error {
-		if _, ok := ctx.Deadline(); !ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, ntsRequestTimeout)
-			defer cancel()
-		}
-		m, err := nc.RequestWithContext(ctx, subj, nil)
+		m, err := request(ctx, nc, subj, nil)
 		if err != nil {
-			return fmt.Errorf("request %s: %w", subj, err)
+			return err
 		}
 		if code := m.Header.Get(micro.ErrorCodeHeader); code != "404" {
 			return fmt.Errorf("%w: %s answered code %q (%q, %d bytes), want 404", ErrCheck, subj,

@@ -132,6 +132,21 @@ func SeqBacklog(ctx context.Context, js jetstream.JetStream, stream string, n, s
 // caller's context sets no deadline.
 const ntsRequestTimeout = 30 * time.Second
 
+// request sends data to subject and returns the reply, bounded by
+// ntsRequestTimeout when ctx sets no deadline.
+func request(ctx context.Context, nc *nats.Conn, subject string, data []byte) (*nats.Msg, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ntsRequestTimeout)
+		defer cancel()
+	}
+	m, err := nc.RequestWithContext(ctx, subject, data)
+	if err != nil {
+		return nil, fmt.Errorf("request %s: %w", subject, err)
+	}
+	return m, nil
+}
+
 // ntsRequest sends body (JSON-encoded unless nil) to subject and decodes
 // the reply into out, or returns an error naming a micro error reply.
 func ntsRequest(ctx context.Context, nc *nats.Conn, subject string, body, out any) error {
@@ -142,14 +157,9 @@ func ntsRequest(ctx context.Context, nc *nats.Conn, subject string, body, out an
 			return err
 		}
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, ntsRequestTimeout)
-		defer cancel()
-	}
-	m, err := nc.RequestWithContext(ctx, subject, data)
+	m, err := request(ctx, nc, subject, data)
 	if err != nil {
-		return fmt.Errorf("request %s: %w", subject, err)
+		return err
 	}
 	if err := errorReply(subject, m); err != nil {
 		return err
@@ -295,14 +305,9 @@ func containsString(list []string, s string) bool {
 // and, when t.Size is set, the payload published.
 func getMsg(ctx context.Context, nc *nats.Conn, t Target, tierName string, seq uint64) error {
 	subj := client.GetSubject(t.prefix(), t.Stream, seq)
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, ntsRequestTimeout)
-		defer cancel()
-	}
-	m, err := nc.RequestWithContext(ctx, subj, nil)
+	m, err := request(ctx, nc, subj, nil)
 	if err != nil {
-		return fmt.Errorf("request %s: %w", subj, err)
+		return err
 	}
 	if err := errorReply(subj, m); err != nil {
 		return err

@@ -49,14 +49,9 @@ func (n *Noop) Subject() string { return n.subject }
 // requester and checks the reply is empty and no error.
 func (n *Noop) Probe(requester *nats.Conn) Probe {
 	return func(ctx context.Context) error {
-		if _, ok := ctx.Deadline(); !ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, ntsRequestTimeout)
-			defer cancel()
-		}
-		m, err := requester.RequestWithContext(ctx, n.subject, nil)
+		m, err := request(ctx, requester, n.subject, nil)
 		if err != nil {
-			return fmt.Errorf("request %s: %w", n.subject, err)
+			return err
 		}
 		if err := errorReply(n.subject, m); err != nil {
 			return err

@@ -1,0 +1,41 @@
+package service_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-tiered/nts/service"
+)
+
+// runReplica runs a replica of cfg (completed) until the test ends, logging
+// to log (nil: nowhere), and fails the test if it ends with an error or
+// does not stop within 30 s.
+func runReplica(tb testing.TB, cfg service.Config, log *slog.Logger) {
+	tb.Helper()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- service.Run(ctx, cfg, log) }()
+	tb.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				tb.Errorf("service.Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			tb.Error("replica did not stop")
+		}
+	})
+}
+
+// warnLog logs warnings and errors to stderr: what a benchmark's replica
+// has to say.
+func warnLog() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
