@@ -79,19 +79,25 @@ type ingest struct {
 	flushTimeout time.Duration
 }
 
-// term is what one leadership term of the ingest keeps. The fetch loop owns
-// the builder being filled; the sealer owns rev. Full builders go to the
-// sealer through jobs and come back through free once committed, so blocks
-// are written while the next one fills, with at most 1+inFlight in memory.
+// term is what one leadership term of the ingest keeps. The message
+// handler and the linger timer share the builder being filled, under mu;
+// the sealer owns rev. Full builders go to the sealer through jobs and come
+// back through free once committed, so blocks are written while the next
+// one fills, with at most 1+inFlight in memory.
 type term struct {
 	head        index.Head // head when the term began
 	rev         uint64     // head revision, advanced by the sealer
 	incarnation string
 
+	mu        sync.Mutex
 	b         *block.Builder
-	oldest    time.Time     // when the builder's first message arrived
 	last      jetstream.Msg // newest message added to the builder
 	lastAdded uint64        // highest seq handed to a builder this term
+	// gen counts the builders handed over: a linger timer armed at gen
+	// seals only while gen has not moved.
+	gen     uint64
+	linger  *time.Timer // seals the builder max_linger after its first message
+	stopped bool        // consuming ended: the handler adds nothing more
 
 	seen      map[uint64]uint32 // content sums of the block holding redelivered seqs
 	seenBlock uint64
@@ -127,11 +133,6 @@ func (in *ingest) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	msgs, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(4096, 16<<20))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", in.pol.source, err)
-	}
-	defer msgs.Stop()
 
 	// The sealer works under its own context: at shutdown it still seals
 	// and commits the partial block (bounded by flushTimeout); it stops at
@@ -147,7 +148,7 @@ func (in *ingest) run(ctx context.Context) error {
 	}()
 
 	in.log.Info("ingest started", "archive", in.pol.archive, "after_seq", t.head.LastSeq, "consumer", in.pol.consumer)
-	err = in.loop(lctx, t, msgs)
+	err = in.consume(lctx, t, cons)
 	cause := context.Cause(lctx)
 	switch {
 	case errors.Is(context.Cause(ctx), index.ErrLeadershipLost):
@@ -174,89 +175,105 @@ func (in *ingest) run(ctx context.Context) error {
 	return err
 }
 
-// loop fetches messages into builders and hands them to the sealer when
-// full or when their oldest message has waited max_linger. It returns nil
-// when ctx is done.
-func (in *ingest) loop(ctx context.Context, t *term, msgs jetstream.MessagesContext) error {
-	// Next waits under a context whose deadline is the builder's seal time
-	// (its oldest message plus max_linger), or a second when it is empty;
-	// one context serves every message until that deadline changes.
-	var w waiter
-	defer w.stop()
-	for {
-		want := w.deadline
-		if t.b.Len() > 0 {
-			want = t.oldest.Add(in.pol.linger)
-			if !time.Now().Before(want) {
-				if err := in.handOver(ctx, t); err != nil {
-					return nil
-				}
-				continue
-			}
-		} else if w.ctx == nil || !w.deadline.After(time.Now()) {
-			want = time.Now().Add(time.Second)
+// consume delivers the consumer's messages to builders and hands a
+// builder to the sealer when full, or when its oldest message has waited
+// max_linger (a timer, so that a trickle seals on time). It returns nil
+// when ctx is done, or the error that ended the consuming (the consumer
+// deleted, a message that cannot be archived). When it returns, no
+// message is being added and none will be.
+//
+// Messages come through Consume's callback rather than an iterator's Next:
+// it costs less a message (no timer and no channel hop each), and a
+// handler that blocks (a sealer still busy with earlier blocks, a tier
+// being retried) stops the pulls, so nothing piles up.
+func (in *ingest) consume(ctx context.Context, t *term, cons jetstream.Consumer) error {
+	failed := make(chan error, 1)
+	fail := func(err error) {
+		select {
+		case failed <- err:
+		default:
 		}
-		wctx := w.until(ctx, want)
-		m, err := msgs.Next(jetstream.NextContext(wctx))
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case errors.Is(err, context.DeadlineExceeded):
-			w.stop()
-			continue
-		case err != nil:
-			return fmt.Errorf("fetch from %s: %w", in.pol.source, err)
+	}
+	var lastErr atomic.Pointer[error]
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.stopped || t.b == nil {
+			return // not acked: a later term fetches it again
 		}
+		empty := t.b.Len() == 0
 		if err := in.add(ctx, t, m); err != nil {
-			return err
+			t.stopped = true
+			fail(err)
+			return
+		}
+		if empty && t.b.Len() > 0 {
+			gen := t.gen
+			t.linger = time.AfterFunc(in.pol.linger, func() { in.lingered(ctx, t, gen) })
 		}
 		if t.b.Full() {
-			if err := in.handOver(ctx, t); err != nil {
-				return nil
-			}
+			in.handOver(ctx, t)
 		}
+	},
+		jetstream.PullMaxMessagesWithBytesLimit(4096, 16<<20),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			lastErr.Store(&err)
+			in.log.Debug("consume", "source", in.pol.source, "err", err)
+		}))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", in.pol.source, err)
 	}
+	select {
+	case <-ctx.Done():
+	case err = <-failed:
+	case <-cc.Closed():
+		err = errors.New("consuming stopped")
+		if p := lastErr.Load(); p != nil {
+			err = *p
+		}
+		err = fmt.Errorf("fetch from %s: %w", in.pol.source, err)
+	}
+	cc.Stop()
+	<-cc.Closed()
+	t.mu.Lock()
+	t.stopped = true
+	if t.linger != nil {
+		t.linger.Stop()
+	}
+	t.mu.Unlock()
+	return err
 }
 
-// waiter keeps one deadline context for as long as the deadline holds.
-type waiter struct {
-	ctx      context.Context
-	cancel   context.CancelFunc
-	deadline time.Time
-}
-
-// until returns a context of parent ending at d, reusing the current one
-// when its deadline is d.
-func (w *waiter) until(parent context.Context, d time.Time) context.Context {
-	if w.ctx == nil || !d.Equal(w.deadline) {
-		w.stop()
-		w.ctx, w.cancel = context.WithDeadline(parent, d)
-		w.deadline = d
+// lingered hands the builder over when the linger timer of builder gen
+// fires and that builder is still the one filling.
+func (in *ingest) lingered(ctx context.Context, t *term, gen uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped || t.gen != gen || t.b == nil || t.b.Len() == 0 {
+		return
 	}
-	return w.ctx
-}
-
-func (w *waiter) stop() {
-	if w.cancel != nil {
-		w.cancel()
-	}
-	w.ctx, w.cancel = nil, nil
+	in.handOver(ctx, t)
 }
 
 // handOver gives the builder to the sealer and takes a free one, waiting
-// while the sealer is still busy with the block before.
-func (in *ingest) handOver(ctx context.Context, t *term) error {
+// while the sealer is still busy with the block before; t.mu is held. When
+// ctx ends first, the builder stays (the shutdown seals it, or a lost
+// leadership drops it).
+func (in *ingest) handOver(ctx context.Context, t *term) {
 	select {
 	case t.jobs <- &sealJob{b: t.b, last: t.last}:
 	case <-ctx.Done():
-		return ctx.Err()
+		return
 	}
 	t.b, t.last = nil, nil
+	t.gen++
+	if t.linger != nil {
+		t.linger.Stop()
+		t.linger = nil
+	}
 	select {
 	case t.b = <-t.free:
-		return nil
 	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
@@ -431,9 +448,6 @@ func (in *ingest) add(ctx context.Context, t *term, m jetstream.Msg) error {
 	}
 	if err := t.b.Add(in.toBlock(m, seq, meta.Timestamp)); err != nil {
 		return err
-	}
-	if t.b.Len() == 1 {
-		t.oldest = time.Now()
 	}
 	t.last, t.lastAdded = m, seq
 	return nil
