@@ -132,3 +132,44 @@ func TestTrickleSealsByLinger(t *testing.T) {
 		t.Fatalf("consumer: %d redelivered, %d pending", info.NumRedelivered, info.NumAckPending)
 	}
 }
+
+// TestIdleSeal: with max_linger an hour, a builder below a quarter of the
+// target size waits, while one holding a quarter seals as soon as the
+// stream goes quiet, all of it in one block.
+func TestIdleSeal(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: "BURST", Subjects: []string{"burst"}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config(t)
+	cfg.Block.MaxLinger = service.Duration(time.Hour)
+	startReplica(t, cfg)
+	rd := e.reader(t, cfg)
+	quarter := int(cfg.Block.TargetSize) / 4
+	const size = 1024
+	send := func(n int) {
+		t.Helper()
+		for range n {
+			if _, err := e.js.Publish(ctx, "burst", make([]byte, size)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(quarter / size / 2)
+	time.Sleep(time.Second)
+	if b := rd.ix.Blocks("BURST", 0, 0); len(b) != 0 {
+		t.Fatalf("%d blocks: a builder of an eighth of the target sealed before max_linger", len(b))
+	}
+	send(quarter / size)
+	n := uint64(quarter/size/2 + quarter/size)
+	rd.waitArchived(t, "BURST", n, 10*time.Second)
+	if b := rd.ix.Blocks("BURST", 0, 0); len(b) != 1 || b[0].FirstSeq != 1 || b[0].LastSeq != n {
+		t.Fatalf("blocks %+v, want one holding 1 to %d", b, n)
+	}
+	send(8)
+	time.Sleep(time.Second)
+	if b := rd.ix.Blocks("BURST", 0, 0); len(b) != 1 {
+		t.Fatalf("%d blocks: 8 messages sealed before max_linger", len(b))
+	}
+}

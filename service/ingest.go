@@ -97,6 +97,8 @@ type term struct {
 	// seals only while gen has not moved.
 	gen     uint64
 	linger  *time.Timer // seals the builder max_linger after its first message
+	idle    *time.Timer // seals a quarter-full builder once its stream is quiet
+	idleGen uint64      // gen when idle was armed
 	stopped bool        // consuming ended: the handler adds nothing more
 
 	seen      map[uint64]uint32 // content sums of the block holding redelivered seqs
@@ -201,18 +203,31 @@ func (in *ingest) consume(ctx context.Context, t *term, cons jetstream.Consumer)
 		if t.stopped || t.b == nil {
 			return // not acked: a later term fetches it again
 		}
-		empty := t.b.Len() == 0
-		if err := in.add(ctx, t, m); err != nil {
+		meta, added, err := in.add(ctx, t, m)
+		switch {
+		case err != nil:
 			t.stopped = true
 			fail(err)
 			return
-		}
-		if empty && t.b.Len() > 0 {
+		case !added:
+			return
+		case t.b.Full():
+			in.handOver(ctx, t)
+			return
+		case t.b.Len() == 1:
 			gen := t.gen
 			t.linger = time.AfterFunc(in.pol.linger, func() { in.lingered(ctx, t, gen) })
 		}
-		if t.b.Full() {
-			in.handOver(ctx, t)
+		if meta.pending == 0 && t.b.RawSize() >= t.b.Options().TargetSize/idleFill {
+			// Caught up with the stream, with a block worth sealing:
+			// seal it once no message has come for a while, rather
+			// than max_linger after its first.
+			t.idleGen = t.gen
+			if t.idle == nil {
+				t.idle = time.AfterFunc(idleAfter(in.pol.linger), func() { in.idled(ctx, t) })
+			} else {
+				t.idle.Reset(idleAfter(in.pol.linger))
+			}
 		}
 	},
 		jetstream.PullMaxMessagesWithBytesLimit(4096, 16<<20),
@@ -240,8 +255,37 @@ func (in *ingest) consume(ctx context.Context, t *term, cons jetstream.Consumer)
 	if t.linger != nil {
 		t.linger.Stop()
 	}
+	if t.idle != nil {
+		t.idle.Stop()
+	}
 	t.mu.Unlock()
 	return err
+}
+
+// A builder holding at least 1/idleFill of its target size seals once its
+// stream has gone quiet: the consumer had nothing pending after the last
+// message added, and no message came for idleAfter(max_linger). The tail
+// of a burst or of a drained backlog is then archived at once instead of
+// max_linger later, while a stream flowing steadily still fills whole
+// blocks and a trickle still seals by max_linger.
+const (
+	idleFill = 4
+	maxIdle  = 100 * time.Millisecond
+)
+
+// idleAfter is how long a stream must be quiet for an idle seal: a quarter
+// of max_linger, at most maxIdle.
+func idleAfter(linger time.Duration) time.Duration { return min(linger/4, maxIdle) }
+
+// idled hands the builder over when the idle timer fires and the builder
+// it was armed for is still the one filling.
+func (in *ingest) idled(ctx context.Context, t *term) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped || t.gen != t.idleGen || t.b == nil || t.b.Len() == 0 {
+		return
+	}
+	in.handOver(ctx, t)
 }
 
 // lingered hands the builder over when the linger timer of builder gen
@@ -427,34 +471,34 @@ func (in *ingest) consumer(ctx context.Context, str jetstream.Stream, after uint
 }
 
 // add puts one fetched message in the builder, or acks it when an earlier
-// term already archived it.
-func (in *ingest) add(ctx context.Context, t *term, m jetstream.Msg) error {
-	meta, err := m.Metadata()
+// term already archived it; it reports whether it added it.
+func (in *ingest) add(ctx context.Context, t *term, m jetstream.Msg) (ackMeta, bool, error) {
+	meta, err := parseAck(m.Reply())
 	if err != nil {
-		return fmt.Errorf("message metadata: %w", err)
+		return meta, false, fmt.Errorf("message metadata: %w: %q", err, m.Reply())
 	}
-	in.stats.Pending.Store(meta.NumPending)
-	seq := meta.Sequence.Stream
+	in.stats.Pending.Store(meta.pending)
+	seq := meta.seq
 	switch {
 	case seq <= t.head.LastSeq:
 		in.stats.Skipped.Add(1)
-		in.verify(ctx, t, in.toBlock(m, seq, meta.Timestamp))
+		in.verify(ctx, t, in.toBlock(m, seq, meta.time))
 		if err := m.Ack(); err != nil {
 			in.log.Warn("ack of an archived message failed; it will come again", "seq", seq, "err", err)
 		}
-		return nil
+		return meta, false, nil
 	case seq <= t.lastAdded:
-		return nil // redelivered while its block fills or seals
+		return meta, false, nil // redelivered while its block fills or seals
 	}
-	if err := t.b.Add(in.toBlock(m, seq, meta.Timestamp)); err != nil {
-		return err
+	if err := t.b.Add(in.toBlock(m, seq, meta.time)); err != nil {
+		return meta, false, err
 	}
 	t.last, t.lastAdded = m, seq
-	return nil
+	return meta, true, nil
 }
 
-func (in *ingest) toBlock(m jetstream.Msg, seq uint64, ts time.Time) block.Msg {
-	bm := block.Msg{Seq: seq, Subject: m.Subject(), Header: encodeHeader(m.Headers()), Data: m.Data(), Time: ts.UnixNano()}
+func (in *ingest) toBlock(m jetstream.Msg, seq uint64, ts int64) block.Msg {
+	bm := block.Msg{Seq: seq, Subject: m.Subject(), Header: encodeHeader(m.Headers()), Data: m.Data(), Time: ts}
 	if in.pol.kind == "kv" {
 		bm.Mark = kvMark(m.Headers())
 	}
