@@ -11,6 +11,7 @@ var errAckSubject = errors.New("not a JetStream ack subject")
 // ackMeta is what ingest needs of a JetStream message's metadata.
 type ackMeta struct {
 	seq     uint64 // stream sequence
+	cseq    uint64 // consumer sequence: one more at every delivery
 	time    int64  // when the stream stored it, unix nanoseconds
 	pending uint64 // messages the consumer has yet to deliver after it
 }
@@ -46,7 +47,7 @@ func parseAck(reply string) (ackMeta, error) {
 	for i := range tok {
 		tok[i], rest, _ = strings.Cut(rest, ".")
 	}
-	m := ackMeta{seq: parseNum(tok[0]), time: int64(parseNum(tok[2])), pending: parseNum(tok[3])}
+	m := ackMeta{seq: parseNum(tok[0]), cseq: parseNum(tok[1]), time: int64(parseNum(tok[2])), pending: parseNum(tok[3])}
 	if m.seq == 0 {
 		return ackMeta{}, errAckSubject
 	}

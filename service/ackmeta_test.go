@@ -12,7 +12,7 @@ func metadata(reply string) (ackMeta, error) {
 	if err != nil {
 		return ackMeta{}, err
 	}
-	return ackMeta{seq: md.Sequence.Stream, time: md.Timestamp.UnixNano(), pending: md.NumPending}, nil
+	return ackMeta{seq: md.Sequence.Stream, cseq: md.Sequence.Consumer, time: md.Timestamp.UnixNano(), pending: md.NumPending}, nil
 }
 
 var ackSubjects = []string{
@@ -37,7 +37,7 @@ func TestParseAck(t *testing.T) {
 		checkParseAck(t, r)
 	}
 	got, err := parseAck(ackSubjects[1])
-	if want := (ackMeta{seq: 42, time: 1765000000123456789}); err != nil || got != want {
+	if want := (ackMeta{seq: 42, cseq: 40, time: 1765000000123456789}); err != nil || got != want {
 		t.Fatalf("parseAck(%q) = %+v, %v; want %+v", ackSubjects[1], got, err, want)
 	}
 }

@@ -33,7 +33,11 @@
 // A crash anywhere loses nothing (unacked messages come again) and
 // duplicates nothing (messages at or below the head are acked and skipped;
 // their content is checked against the archive and a difference is logged
-// loudly, the archive keeping the first version). Tier and index failures
+// loudly, the archive keeping the first version). A delivery that never
+// reaches the handler (dropped by a client left behind during a long tier
+// outage, lost in a reconnect) shows as a gap in the consumer sequence: the
+// term seals what came before it and ends, and the next term fetches from
+// the head again, so a block never has a hole. Tier and index failures
 // are retried with backoff and jitter; nothing is acked meanwhile. On
 // SIGINT/SIGTERM the partial block is sealed, committed and acked once.
 //

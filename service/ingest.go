@@ -21,6 +21,9 @@ import (
 
 // Errors that end one stream's ingest.
 var (
+	// errDeliveryLost: a delivery of the consumer never reached the
+	// handler; the term ends and the next fetches it again.
+	errDeliveryLost = errors.New("service: deliveries lost")
 	// ErrStreamGone: the stream was deleted; its archive stays readable.
 	ErrStreamGone = errors.New("service: stream deleted")
 	// ErrIncarnations: a stream was deleted and created again more times
@@ -93,6 +96,7 @@ type term struct {
 	b         *block.Builder
 	last      jetstream.Msg // newest message added to the builder
 	lastAdded uint64        // highest seq handed to a builder this term
+	delivered uint64        // consumer sequence of the last message handled
 	// gen counts the builders handed over: a linger timer armed at gen
 	// seals only while gen has not moved.
 	gen     uint64
@@ -477,6 +481,16 @@ func (in *ingest) add(ctx context.Context, t *term, m jetstream.Msg) (ackMeta, b
 	if err != nil {
 		return meta, false, fmt.Errorf("message metadata: %w: %q", err, m.Reply())
 	}
+	// The term's consumer is new, so its deliveries are numbered from 1
+	// with no gap. A gap means deliveries were lost on their way (the
+	// client dropped them as a slow consumer, or a reconnect lost them):
+	// adding this message would put a hole in the builder that a later
+	// block's ack-all would ack. The term ends instead, sealing what came
+	// before the gap, and the next starts again after the head.
+	if meta.cseq != t.delivered+1 {
+		return meta, false, fmt.Errorf("%w: consumer sequence %d after %d", errDeliveryLost, meta.cseq, t.delivered)
+	}
+	t.delivered = meta.cseq
 	in.stats.Pending.Store(meta.pending)
 	seq := meta.seq
 	switch {
