@@ -234,7 +234,7 @@ func (in *ingest) consume(ctx context.Context, t *term, cons jetstream.Consumer)
 			}
 		}
 	},
-		jetstream.PullMaxMessagesWithBytesLimit(4096, 16<<20),
+		jetstream.PullMaxMessagesWithBytesLimit(pullMsgs, pullBytes),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			lastErr.Store(&err)
 			in.log.Debug("consume", "source", in.pol.source, "err", err)
@@ -291,6 +291,15 @@ func (in *ingest) idled(ctx context.Context, t *term) {
 	}
 	in.handOver(ctx, t)
 }
+
+// The client holds at most pullMsgs messages or pullBytes bytes of a
+// stream fetched ahead of the handler: room for the handler never to wait
+// on the server, while a replica's memory stays bounded. 8 MiB drains as
+// fast as 16 MiB here and peaks 8 MiB lower.
+const (
+	pullMsgs  = 4096
+	pullBytes = 8 << 20
+)
 
 // lingered hands the builder over when the linger timer of builder gen
 // fires and that builder is still the one filling.
