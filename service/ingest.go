@@ -294,11 +294,14 @@ func (in *ingest) idled(ctx context.Context, t *term) {
 
 // The client holds at most pullMsgs messages or pullBytes bytes of a
 // stream fetched ahead of the handler: room for the handler never to wait
-// on the server, while a replica's memory stays bounded. 8 MiB drains as
-// fast as 16 MiB here and peaks 8 MiB lower.
+// on a nearby server, while a replica's memory stays bounded. Draining a
+// backlog on one machine, 4 MiB is as fast as 16 MiB, and the peak RSS of
+// a replica with a 64 MiB memory tier is 121–124 MiB against 136–142. (It
+// re-pulls at half, so across a link of round trip r a stream ingests at
+// most about 2 MiB per r.)
 const (
 	pullMsgs  = 4096
-	pullBytes = 8 << 20
+	pullBytes = 4 << 20
 )
 
 // lingered hands the builder over when the linger timer of builder gen
