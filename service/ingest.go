@@ -296,9 +296,9 @@ func (in *ingest) idled(ctx context.Context, t *term) {
 // stream fetched ahead of the handler: room for the handler never to wait
 // on a nearby server, while a replica's memory stays bounded. Draining a
 // backlog on one machine, 4 MiB is as fast as 16 MiB, and the peak RSS of
-// a replica with a 64 MiB memory tier is 121–124 MiB against 136–142. (It
-// re-pulls at half, so across a link of round trip r a stream ingests at
-// most about 2 MiB per r.)
+// a replica with a 64 MiB memory tier is 121–124 MiB against 136–142. The
+// client pulls again at half, so across a link of round trip r a stream
+// ingests at most 2 to 4 MiB per r.
 const (
 	pullMsgs  = 4096
 	pullBytes = 4 << 20
