@@ -142,7 +142,7 @@ func (in *ingest) run(ctx context.Context) error {
 
 	// The sealer works under its own context: at shutdown it still seals
 	// and commits the partial block (bounded by flushTimeout); it stops at
-	// once when leadership is lost, and a failed commit stops the loop.
+	// once when leadership is lost, and a failed commit stops consuming.
 	lctx, stopLoop := context.WithCancelCause(ctx)
 	defer stopLoop(nil)
 	sctx, stopSealer := context.WithCancelCause(context.WithoutCancel(ctx))
@@ -189,9 +189,12 @@ func (in *ingest) run(ctx context.Context) error {
 // message is being added and none will be.
 //
 // Messages come through Consume's callback rather than an iterator's Next:
-// it costs less a message (no timer and no channel hop each), and a
-// handler that blocks (a sealer still busy with earlier blocks, a tier
-// being retried) stops the pulls, so nothing piles up.
+// it costs less a message (no timer and no channel hop each). A handler
+// that blocks (a sealer still busy with earlier blocks, a tier being
+// retried) stops the pulls, but for the one Consume sends after each missed
+// heartbeat: over a long wait deliveries pile up until the client drops
+// some as a slow consumer, which add notices as a gap in the consumer
+// sequence.
 func (in *ingest) consume(ctx context.Context, t *term, cons jetstream.Consumer) error {
 	failed := make(chan error, 1)
 	fail := func(err error) {
@@ -532,7 +535,7 @@ func (in *ingest) toBlock(m jetstream.Msg, seq uint64, ts int64) block.Msg {
 }
 
 // sealer seals and writes the jobs' blocks, every builder handed over at
-// once (at most 1+inFlight, when the fetch loop waits for a free one), and
+// once (at most 1+inFlight, when the handler waits for a free one), and
 // commits and acks them one by one in order. It returns when t.jobs is
 // closed and every block handed over is committed, or when a block fails:
 // then it reports the error through fail and commits nothing after it.
