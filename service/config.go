@@ -97,7 +97,10 @@ type BlockConfig struct {
 	// are mostly of one key, so that a read decodes a small frame, and
 	// DefaultFrameSize for the others, read mostly in ranges and object
 	// chunks, where larger frames compress better.
-	FrameSize   Size     `yaml:"frame_size"`
+	FrameSize Size `yaml:"frame_size"`
+	// MaxLinger is how long a block's oldest message waits before the
+	// block seals. A block holding a quarter of TargetSize seals sooner,
+	// once its stream is quiet for MaxLinger/4 (at most 100ms).
 	MaxLinger   Duration `yaml:"max_linger"`
 	Compression string   `yaml:"compression"`
 }
