@@ -102,7 +102,7 @@ type term struct {
 	gen     uint64
 	linger  *time.Timer // seals the builder max_linger after its first message
 	idle    *time.Timer // seals a quarter-full builder once its stream is quiet
-	idleGen uint64      // gen when idle was armed
+	idleGen uint64      // the gen idle was armed for
 	stopped bool        // consuming ended: the handler adds nothing more
 
 	seen      map[uint64]uint32 // content sums of the block holding redelivered seqs
@@ -222,18 +222,17 @@ func (in *ingest) consume(ctx context.Context, t *term, cons jetstream.Consumer)
 			in.handOver(ctx, t)
 			return
 		case t.b.Len() == 1:
-			gen := t.gen
-			t.linger = time.AfterFunc(in.pol.linger, func() { in.lingered(ctx, t, gen) })
+			t.linger = in.sealAfter(ctx, t, in.pol.linger)
 		}
 		if meta.pending == 0 && t.b.RawSize() >= t.b.Options().TargetSize/idleFill {
 			// Caught up with the stream, with a block worth sealing:
 			// seal it once no message has come for a while, rather
-			// than max_linger after its first.
-			t.idleGen = t.gen
-			if t.idle == nil {
-				t.idle = time.AfterFunc(idleAfter(in.pol.linger), func() { in.idled(ctx, t) })
-			} else {
+			// than max_linger after its first. One timer a builder,
+			// pushed back by every message.
+			if t.idle != nil && t.idleGen == t.gen {
 				t.idle.Reset(idleAfter(in.pol.linger))
+			} else {
+				t.idle, t.idleGen = in.sealAfter(ctx, t, idleAfter(in.pol.linger)), t.gen
 			}
 		}
 	},
@@ -284,17 +283,6 @@ const (
 // of max_linger, at most maxIdle.
 func idleAfter(linger time.Duration) time.Duration { return min(linger/4, maxIdle) }
 
-// idled hands the builder over when the idle timer fires and the builder
-// it was armed for is still the one filling.
-func (in *ingest) idled(ctx context.Context, t *term) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.stopped || t.gen != t.idleGen || t.b == nil || t.b.Len() == 0 {
-		return
-	}
-	in.handOver(ctx, t)
-}
-
 // The client holds at most pullMsgs messages or pullBytes bytes of a
 // stream fetched ahead of the handler: room for the handler never to wait
 // on a nearby server, while a replica's memory stays bounded. Draining a
@@ -307,15 +295,18 @@ const (
 	pullBytes = 4 << 20
 )
 
-// lingered hands the builder over when the linger timer of builder gen
-// fires and that builder is still the one filling.
-func (in *ingest) lingered(ctx context.Context, t *term, gen uint64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.stopped || t.gen != gen || t.b == nil || t.b.Len() == 0 {
-		return
-	}
-	in.handOver(ctx, t)
+// sealAfter returns a timer that hands the builder over after d, if it is
+// then still the one filling now (t.gen has not moved); t.mu is held.
+func (in *ingest) sealAfter(ctx context.Context, t *term, d time.Duration) *time.Timer {
+	gen := t.gen
+	return time.AfterFunc(d, func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.stopped || t.gen != gen || t.b == nil || t.b.Len() == 0 {
+			return
+		}
+		in.handOver(ctx, t)
+	})
 }
 
 // handOver gives the builder to the sealer and takes a free one, waiting
