@@ -26,9 +26,12 @@ type ackMeta struct {
 // or, from newer servers, with <domain>.<account hash> after $JS.ACK and
 // one or more tokens after <pending>. A stream sequence of 0 is an error.
 func parseAck(reply string) (ackMeta, error) {
-	const prefix = "$JS.ACK."
-	var skip int // tokens between the prefix and <sseq>
-	switch n := strings.Count(reply, ".") + 1; {
+	rest, ok := strings.CutPrefix(reply, "$JS.ACK.")
+	if !ok {
+		return ackMeta{}, errAckSubject
+	}
+	var skip int // tokens of rest before <sseq>
+	switch n := strings.Count(rest, ".") + 3; {
 	case n == 9:
 		skip = 3
 	case n >= 11:
@@ -36,34 +39,28 @@ func parseAck(reply string) (ackMeta, error) {
 	default:
 		return ackMeta{}, errAckSubject
 	}
-	rest, ok := strings.CutPrefix(reply, prefix)
-	if !ok {
-		return ackMeta{}, errAckSubject
-	}
+	i := 0
 	for range skip {
-		_, rest, _ = strings.Cut(rest, ".")
+		i += strings.IndexByte(rest[i:], '.') + 1
 	}
-	var tok [4]string // sseq, cseq, time, pending
-	for i := range tok {
-		tok[i], rest, _ = strings.Cut(rest, ".")
+	// The four numbers, each read as it is scanned for its end. As the
+	// jetstream package reads them, a token that is not all digits is 0.
+	var num [4]uint64 // sseq, cseq, time, pending
+	for k := range num {
+		var n uint64
+		digits := true
+		for ; i < len(rest) && rest[i] != '.'; i++ {
+			d := rest[i] - '0'
+			digits = digits && d <= 9
+			n = n*10 + uint64(d)
+		}
+		if digits {
+			num[k] = n
+		}
+		i++
 	}
-	m := ackMeta{seq: parseNum(tok[0]), cseq: parseNum(tok[1]), time: int64(parseNum(tok[2])), pending: parseNum(tok[3])}
-	if m.seq == 0 {
+	if num[0] == 0 {
 		return ackMeta{}, errAckSubject
 	}
-	return m, nil
-}
-
-// parseNum parses a decimal number as the jetstream package does: anything
-// but digits gives 0.
-func parseNum(s string) uint64 {
-	var n uint64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	return n
+	return ackMeta{seq: num[0], cseq: num[1], time: int64(num[2]), pending: num[3]}, nil
 }
