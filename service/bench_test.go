@@ -13,10 +13,11 @@ import (
 	"github.com/nats-tiered/nts/service"
 )
 
-// BenchmarkArchiveDrain drains a pre-published backlog four ways: nts
-// archiving it (memory + file + dir:// blob tiers), a plain pull consumer
-// acking every message, one acking nothing (the ceiling), and one acking
-// every 8192nd under AckAll as nts acks its blocks (the ceiling of an
+// BenchmarkArchiveDrain drains a pre-published backlog five ways: nts
+// archiving it (memory + file + dir:// blob tiers), nts archiving it to its
+// memory tier alone (what the disk costs), a plain pull consumer acking
+// every message, one acking nothing (the ceiling), and one acking every
+// 8192nd under AckAll as nts acks its blocks (the ceiling of an
 // acknowledged consumer). Each is run drainRounds times in rotating order and
 // the medians are reported. Run with -benchtime=1x.
 func BenchmarkArchiveDrain(b *testing.B) {
@@ -54,6 +55,8 @@ func BenchmarkArchiveDrain(b *testing.B) {
 			b.ReportMetric(f.VsAckAll(), "x-ackall")
 			b.ReportMetric(f.VsAcking(), "x-acking")
 			b.ReportMetric(f.VsCeiling(), "x-ceiling")
+			b.ReportMetric(f.Rate(f.MemoryOnly), "nts-memonly-msgs/s")
+			b.ReportMetric(f.MemoryOnlyVsCeiling(), "x-ceiling-memonly")
 			b.ReportMetric(float64(perf.PeakRSS())/(1<<20), "peak-rss-MiB")
 		})
 	}

@@ -15,7 +15,8 @@ func (b *benchRun) drainStream(size int) string { return b.name(fmt.Sprintf("BEN
 // drainRows measures archive throughput draining a backlog of 256 B and of
 // 4 KiB messages: nts (memory, file and dir:// blob tiers) against plain pull
 // consumers acking every message, acking none, and acking every 8192nd
-// under AckAll, as perf.DrainRounds takes them.
+// under AckAll, as perf.DrainRounds takes them; and, to tell what the disk
+// costs, nts with its memory tier alone against the consumer acking none.
 func (b *benchRun) drainRows(ctx context.Context) []row {
 	var rows []row
 	for _, tc := range []struct {
@@ -28,6 +29,7 @@ func (b *benchRun) drainRows(ctx context.Context) []row {
 			{id + "-acking", what + " vs acking consumer", atLeast(1.0)},
 			{id + "-noack", what + " vs no-ack ceiling", atLeast(0.8)},
 			{id + "-ackall", what + " vs AckAll consumer", nil},
+			{id + "-memory", what + ", memory tier only, vs no-ack ceiling", nil},
 		}
 		f, err := b.drain(ctx, tc.n, tc.size)
 		if err != nil {
@@ -44,8 +46,10 @@ func (b *benchRun) drainRows(ctx context.Context) []row {
 			measured(specs[0].id, specs[0].name, rate("acking each msg", tc.n, f.Acking), nts, specs[0].target),
 			measured(specs[1].id, specs[1].name, rate("acking none", tc.n, f.NoAck), nts, specs[1].target),
 			measured(specs[2].id, specs[2].name, rate("AckAll every 8192nd", tc.n, f.AckAll), nts, specs[2].target),
+			measured(specs[3].id, specs[3].name, rate("acking none", tc.n, f.NoAck), rate("nts", tc.n, f.MemoryOnly), specs[3].target),
 		}
 		r[0].Note = note
+		r[3].Note = "nts with its file and blob tiers off, in the same rounds: set against the vs no-ack ceiling row, what writing each block to two fsynced files on this machine's disk costs the drain"
 		rows = append(rows, r...)
 	}
 	return rows
@@ -69,8 +73,9 @@ func (b *benchRun) drain(ctx context.Context, n, size int) (perf.DrainFigures, e
 	cfg.Tiers.Blob = service.TierConfig{}
 	for r := range b.sz.drainRounds {
 		b.made(kindBucket, fmt.Sprintf("%s_r%d", cfg.Index.Bucket, r))
+		b.made(kindBucket, fmt.Sprintf("%s_m%d", cfg.Index.Bucket, r))
 	}
-	done = b.step("draining it: nts and 3 plain consumers, %d round(s) each", b.sz.drainRounds)
+	done = b.step("draining it: nts (all tiers, then its memory tier alone) and 3 plain consumers, %d round(s) each", b.sz.drainRounds)
 	f, err := perf.DrainRounds(ctx, b.nc, b.js, cfg, stream, n, size, b.sz.drainRounds)
 	done()
 	return f, err

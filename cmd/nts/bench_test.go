@@ -51,8 +51,8 @@ func tinySizes(sz *benchSizes) {
 
 // wantRows are the rows of every report, in order.
 var wantRows = []string{
-	"drain-256-acking", "drain-256-noack", "drain-256-ackall",
-	"drain-4096-acking", "drain-4096-noack", "drain-4096-ackall",
+	"drain-256-acking", "drain-256-noack", "drain-256-ackall", "drain-256-memory",
+	"drain-4096-acking", "drain-4096-noack", "drain-4096-ackall", "drain-4096-memory",
 	"read-memory-p50", "read-memory-p99", "read-file-p50", "read-file-p99", "read-s3-p50", "read-s3-p99",
 	"read-not-archived", "scan-s3", "read-index-scale", "stored-ratio-json",
 	"kv-get-p50", "kv-get-p99", "obj-get", "peak-rss",

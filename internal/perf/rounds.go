@@ -1,6 +1,7 @@
 package perf
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -14,12 +15,17 @@ import (
 )
 
 // DrainFigures are the medians of several rounds of draining one backlog
-// four ways: nts archiving it, and the three reference consumers of Drain.
+// five ways: nts archiving it, nts archiving it to its memory tier alone,
+// and the three reference consumers of Drain.
 type DrainFigures struct {
 	Msgs, Size int
 	Rounds     int
 	// NTS, Acking, NoAck and AckAll are the median drain times.
 	NTS, Acking, NoAck, AckAll time.Duration
+	// MemoryOnly is the median time of nts with its file and blob tiers
+	// off: set against NTS, what writing each block to two fsynced files
+	// costs on the machine.
+	MemoryOnly time.Duration
 }
 
 // Rate is msgs per second over d.
@@ -31,18 +37,25 @@ func (f DrainFigures) VsAcking() float64 { return f.Acking.Seconds() / f.NTS.Sec
 // VsCeiling is nts's rate over the consumer acking nothing.
 func (f DrainFigures) VsCeiling() float64 { return f.NoAck.Seconds() / f.NTS.Seconds() }
 
+// MemoryOnlyVsCeiling is the rate of nts archiving to its memory tier
+// alone over the consumer acking nothing.
+func (f DrainFigures) MemoryOnlyVsCeiling() float64 {
+	return f.NoAck.Seconds() / f.MemoryOnly.Seconds()
+}
+
 // VsAckAll is nts's rate over the consumer acking every AckBatchSize-th
 // message under AckAll.
 func (f DrainFigures) VsAckAll() float64 { return f.AckAll.Seconds() / f.NTS.Seconds() }
 
 // DrainRounds drains the first n messages of stream (of size bytes each)
-// rounds times each way, rotating the order of the four drains from round
+// rounds times each way, rotating the order of the five drains from round
 // to round so that none always runs first or last on a machine whose speed
 // drifts, and returns the medians. Each nts round archives the backlog from
 // its start into an index bucket and data directory of its own: cfg is the
 // replica's configuration before Complete, with DataDir set (round r uses
-// DataDir/r and bucket <cfg.Index.Bucket or nts_index>_r<r>) and its
-// streams selecting stream.
+// DataDir/r and bucket <cfg.Index.Bucket or nts_index>_r<r>; with the file
+// and blob tiers off, DataDir/m<r> and bucket ..._m<r>) and its streams
+// selecting stream.
 func DrainRounds(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg service.Config, stream string, n, size, rounds int) (DrainFigures, error) {
 	if rounds < 1 {
 		rounds = 1
@@ -51,17 +64,23 @@ func DrainRounds(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg
 	if bucket == "" {
 		bucket = "nts_index"
 	}
-	var nts, acking, noack, ackall []time.Duration
+	var nts, memOnly, acking, noack, ackall []time.Duration
+	archive := func(tag string, r int, memoryOnly bool, into *[]time.Duration) error {
+		c := cfg
+		c.DataDir = filepath.Join(cfg.DataDir, fmt.Sprint(tag, r))
+		c.Index.Bucket = fmt.Sprintf("%s_%s%d", bucket, cmp.Or(tag, "r"), r)
+		if memoryOnly {
+			off := false
+			c.Tiers.File.Enabled, c.Tiers.Blob.Enabled = &off, &off
+		}
+		c.Complete()
+		d, err := Archive(ctx, nc, js, c, stream, n)
+		*into = append(*into, d)
+		return err
+	}
 	runs := []func(r int) error{
-		func(r int) error {
-			c := cfg
-			c.DataDir = filepath.Join(cfg.DataDir, fmt.Sprint(r))
-			c.Index.Bucket = fmt.Sprintf("%s_r%d", bucket, r)
-			c.Complete()
-			d, err := Archive(ctx, nc, js, c, stream, n)
-			nts = append(nts, d)
-			return err
-		},
+		func(r int) error { return archive("", r, false, &nts) },
+		func(r int) error { return archive("m", r, true, &memOnly) },
 		func(int) error { d, err := Drain(ctx, js, stream, n, AckEach); acking = append(acking, d); return err },
 		func(int) error { d, err := Drain(ctx, js, stream, n, AckNone); noack = append(noack, d); return err },
 		func(int) error { d, err := Drain(ctx, js, stream, n, AckBatch); ackall = append(ackall, d); return err },
@@ -76,6 +95,7 @@ func DrainRounds(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg
 	return DrainFigures{
 		Msgs: n, Size: size, Rounds: rounds,
 		NTS: median(nts), Acking: median(acking), NoAck: median(noack), AckAll: median(ackall),
+		MemoryOnly: median(memOnly),
 	}, nil
 }
 
