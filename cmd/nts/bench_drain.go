@@ -39,7 +39,7 @@ func (b *benchRun) drainRows(ctx context.Context) []row {
 		nts := rate("nts", tc.n, f.NTS)
 		note := "tiers memory + file + dir:// blob, as BenchmarkArchiveDrain; one round"
 		if f.Rounds > 1 {
-			note = fmt.Sprintf("tiers memory + file + dir:// blob, as BenchmarkArchiveDrain; medians of %d rounds, the order of the four drains rotated", f.Rounds)
+			note = fmt.Sprintf("tiers memory + file + dir:// blob, as BenchmarkArchiveDrain; medians of %d rounds, the order of the five drains rotated", f.Rounds)
 		}
 		note += "; every message carries the same random payload (so a frame compresses across its messages); every consumer, nts's too, reads through Consume's callback; the nts time runs from its consumer's creation to the index holding the last block"
 		r := []row{
