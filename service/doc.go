@@ -15,15 +15,17 @@
 //     new term never waits AckWait for messages a deposed or crashed leader
 //     fetched but did not commit, and a deposed leader still fetching finds
 //     its consumer gone.
-//  2. It fills a block builder from Consume's callback and hands it over
-//     when it reaches the target size, when its oldest message has waited
-//     max_linger, or, holding at least a quarter of the target size, when
-//     the stream has gone quiet: nothing pending at the server after the
-//     last message and no message since for a quarter of max_linger (at
-//     most 100ms). The tail of a burst is then archived at once, while a
-//     steady stream still fills whole blocks and a trickle seals by
-//     max_linger. Up to two sealed blocks are written to the tiers while
-//     the next fills; a handler waiting for the writer stops the pulls.
+//  2. It fills a block builder from Consume's callback, the client keeping
+//     a window of at most 4 MiB fetched ahead (it asks for more as soon as
+//     half of it is used), and hands the builder over when it reaches the
+//     target size, when its oldest message has waited max_linger, or,
+//     holding at least a quarter of the target size, when the stream has
+//     gone quiet: nothing pending at the server after the last message and
+//     no message since for a quarter of max_linger (at most 100ms). The
+//     tail of a burst is then archived at once, while a steady stream still
+//     fills whole blocks and a trickle seals by max_linger. Up to two
+//     sealed blocks are written to the tiers while the next fills; a
+//     handler waiting for the writer stops the pulls.
 //  3. A written block is committed in order: a compare-and-set of the head
 //     (which fences a deposed leader: its commit fails and it never acks)
 //     and the block's index entry.
