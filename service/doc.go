@@ -16,8 +16,9 @@
 //     fetched but did not commit, and a deposed leader still fetching finds
 //     its consumer gone.
 //  2. It fills a block builder from Consume's callback, the client keeping
-//     a window of at most 4 MiB fetched ahead (it asks for more as soon as
-//     half of it is used), and hands the builder over when it reaches the
+//     a window of 4 MiB fetched ahead (or the server's max_payload and a
+//     little more, where that is larger; it asks for more as soon as half
+//     of it is used), and hands the builder over when it reaches the
 //     target size, when its oldest message has waited max_linger, or,
 //     holding at least a quarter of the target size, when the stream has
 //     gone quiet: nothing pending at the server after the last message and
