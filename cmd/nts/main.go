@@ -131,7 +131,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 // memoryHeadroom is what the memory limit leaves a replica beyond its
 // memory tier: the block being filled (the sealed ones being written are
 // in the tier already), the messages fetched ahead of it (4 MiB at most
-// while max_payload is at most 4 MiB), footers, connection buffers, the
+// while max_payload is below 4 MiB), footers, connection buffers, the
 // garbage collector's slack. 48 MiB
 // left the peak RSS of `nts bench`'s replica over a 64 MiB tier at
 // 127–133 MiB; 40 MiB at 122–131, in the same time.
