@@ -2,10 +2,12 @@ package index
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -36,6 +38,16 @@ func (ix *Index) startWatch(ctx context.Context) error {
 			close(loaded)
 		})
 	}
+	consumeOpts := []jetstream.PullConsumeOpt{jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		ix.log.Debug("index: watch", "err", err)
+	})}
+	limit, err := ix.pullLimit(ctx)
+	if err != nil {
+		return fmt.Errorf("index: watch: %w", err)
+	}
+	if limit > 0 && limit < jetstream.DefaultMaxMessages {
+		consumeOpts = append(consumeOpts, jetstream.PullMaxMessages(limit))
+	}
 	// The view is loaded once as many messages arrived as the consumer had
 	// pending when it was made, or one arrives with nothing left after it,
 	// whichever comes first (a busy bucket may never show the second).
@@ -52,9 +64,7 @@ func (ix *Index) startWatch(ctx context.Context) error {
 		if p := initial.Load(); md.NumPending == 0 || p > 0 && n >= p {
 			markLoaded()
 		}
-	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		ix.log.Debug("index: watch", "err", err)
-	}))
+	}, consumeOpts...)
 	if err != nil {
 		return fmt.Errorf("index: watch: %w", err)
 	}
@@ -88,6 +98,29 @@ func (ix *Index) startWatch(ctx context.Context) error {
 		}
 	})
 	return nil
+}
+
+// pullLimit returns the most messages one pull request of a consumer on the
+// bucket's stream may ask for, 0 for no limit: the server's jetstream limits
+// may set one (max_request_batch), which every pull consumer inherits, and
+// the server refuses a request for more, again and again. It makes a
+// consumer that matches no key, reads its configuration and deletes it.
+func (ix *Index) pullLimit(ctx context.Context) (int, error) {
+	stream := ix.kvStream.CachedInfo().Config.Name
+	c, err := ix.js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		FilterSubject:     ix.subjPre + "_probe",
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		InactiveThreshold: 10 * time.Second, // should the delete below fail
+	})
+	if err != nil {
+		return 0, fmt.Errorf("probe the pull limits: %w", err)
+	}
+	info := c.CachedInfo()
+	if err := ix.js.DeleteConsumer(ctx, stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		ix.log.Debug("index: probe consumer not deleted; it expires", "err", err)
+	}
+	return info.Config.MaxRequestBatch, nil
 }
 
 // apply applies one message of the bucket, at revision rev, to the view.

@@ -236,7 +236,7 @@ func (in *ingest) consume(ctx context.Context, t *term, cons jetstream.Consumer)
 			}
 		}
 	},
-		jetstream.PullMaxBytes(fetchWindow(in.js.Conn().MaxPayload())),
+		pullWindow(cons.CachedInfo().Config, in.js.Conn().MaxPayload()),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			lastErr.Store(&err)
 			in.log.Debug("consume", "source", in.pol.source, "err", err)
@@ -313,6 +313,25 @@ func fetchWindow(maxPayload int64) int {
 }
 
 const maxOverhead = 64 << 10
+
+// pullWindow is how the ingest fetches ahead from a consumer of cfg: by a
+// byte window (fetchWindow), kept within the consumer's limits on a pull
+// request, which it inherits from the server's jetstream limits: the server
+// refuses a request for more than MaxRequestBatch messages or
+// MaxRequestMaxBytes bytes, and Consume would ask again and again. Under a
+// message limit the window counts messages too, as
+// PullMaxMessagesWithBytesLimit counts them (fetching then pauses while the
+// handler takes the last messages of a request that filled its bytes).
+func pullWindow(cfg jetstream.ConsumerConfig, maxPayload int64) jetstream.PullConsumeOpt {
+	window := fetchWindow(maxPayload)
+	if cfg.MaxRequestMaxBytes > 0 {
+		window = min(window, cfg.MaxRequestMaxBytes)
+	}
+	if cfg.MaxRequestBatch > 0 {
+		return jetstream.PullMaxMessagesWithBytesLimit(cfg.MaxRequestBatch, window)
+	}
+	return jetstream.PullMaxBytes(window)
+}
 
 // sealAfter returns a timer that hands the builder over after d, if it is
 // then still the one filling now (t.gen has not moved); t.mu is held.

@@ -75,3 +75,46 @@ func TestIngestLargeMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestIngestServerPullLimits archives a stream from a server that limits
+// pull requests (jetstream limits max_request_batch, which every pull
+// consumer inherits): a request for more messages than the limit is
+// refused, and the stream's ingest would never start.
+func TestIngestServerPullLimits(t *testing.T) {
+	srv := testenv.RunNATS(t, func(o *server.Options) { o.JetStreamLimits.MaxRequestBatch = 50 })
+	nc := testenv.Connect(t, srv)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "LIMITED", Subjects: []string{"limited.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	for i := range n {
+		if _, err := js.PublishAsync("limited.x", fmt.Appendf(nil, "message %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+	cfg := service.Config{DataDir: t.TempDir(), Streams: []service.StreamSpec{{Name: "LIMITED"}}}
+	cfg.NATS.URL = srv.ClientURL()
+	cfg.Block.MaxLinger = service.Duration(200 * time.Millisecond)
+	cfg.Complete()
+	runReplica(t, cfg, nil)
+	ix, err := index.Open(ctx, js, index.Options{Bucket: cfg.Index.Bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := ix.WaitFor(wctx, "LIMITED", n); err != nil {
+		t.Fatalf("LIMITED not archived: %v", err)
+	}
+}
