@@ -29,10 +29,11 @@ type env struct {
 	cfg service.Config
 }
 
-// newEnv starts NATS until the test ends.
-func newEnv(t testing.TB) *env {
+// newEnv starts NATS, with opts applied to its options, until the test
+// ends.
+func newEnv(t testing.TB, opts ...func(*server.Options)) *env {
 	t.Helper()
-	srv := testenv.RunNATS(t)
+	srv := testenv.RunNATS(t, opts...)
 	nc := testenv.Connect(t, srv)
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -23,7 +23,14 @@ func (r *ranger) jetstream(ctx context.Context, s jetstream.Stream) error {
 		return err
 	}
 	defer func() { deleteConsumer(ctx, s, cons) }()
-	n := clamp(rangeBatchBytes/max(int(r.c.nc.MaxPayload()), 1), 1, rangeFetchMax)
+	// A server may limit how many messages one pull request asks for (its
+	// jetstream limits' max_request_batch, which the consumer inherits),
+	// refusing a fetch of more.
+	fetchMax := rangeFetchMax
+	if lim := cons.CachedInfo().Config.MaxRequestBatch; lim > 0 {
+		fetchMax = min(fetchMax, lim)
+	}
+	n := clamp(rangeBatchBytes/max(int(r.c.nc.MaxPayload()), 1), 1, fetchMax)
 	recreated := false
 	for r.next <= r.end {
 		msgs, size, err := fetch(ctx, cons, n)
@@ -43,7 +50,7 @@ func (r *ranger) jetstream(ctx context.Context, s jetstream.Stream) error {
 		recreated = false
 		asked := n
 		if len(msgs) > 0 {
-			n = clamp(rangeBatchBytes/max(size/len(msgs), 1), 1, rangeFetchMax)
+			n = clamp(rangeBatchBytes/max(size/len(msgs), 1), 1, fetchMax)
 		}
 		before := r.next
 		if r.skips(msgs, asked) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nats-tiered/nts/client"
@@ -252,5 +253,20 @@ func TestRangeSeamRace(t *testing.T) {
 				t.Fatalf("no message of %d..%d came from nts", tc.refilledLo, tc.refilledHi)
 			}
 		})
+	}
+}
+
+// TestRangePullLimit reads a range across the seam from a server that
+// limits pull requests to 10 messages (jetstream limits max_request_batch):
+// JetStream's part is fetched within the limit, and nts archives the
+// stream under it.
+func TestRangePullLimit(t *testing.T) {
+	e := newEnv(t, func(o *server.Options) { o.JetStreamLimits.MaxRequestBatch = 10 })
+	s := e.stream(t, jetstream.StreamConfig{Name: "LIM", Subjects: []string{"LIM.>"}})
+	e.run(t)
+	want := e.fill(t, s, 300, 100) // JetStream holds 201..300
+	got := collect(t, e.c.Range(context.Background(), "LIM", client.RangeOptions{}), want, 200)
+	if all := seqs(want, func(*jetstream.RawStreamMsg) bool { return true }); !slices.Equal(got, all) {
+		t.Fatalf("read %d messages %v..., want %d", len(got), got[:min(len(got), 5)], len(all))
 	}
 }
