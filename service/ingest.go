@@ -315,18 +315,15 @@ func fetchWindow(maxPayload int64) int {
 const maxOverhead = 64 << 10
 
 // pullWindow is how the ingest fetches ahead from a consumer of cfg: by a
-// byte window (fetchWindow), kept within the consumer's limits on a pull
-// request, which it inherits from the server's jetstream limits: the server
-// refuses a request for more than MaxRequestBatch messages or
-// MaxRequestMaxBytes bytes, and Consume would ask again and again. Under a
-// message limit the window counts messages too, as
-// PullMaxMessagesWithBytesLimit counts them (fetching then pauses while the
-// handler takes the last messages of a request that filled its bytes).
+// byte window (fetchWindow), within the most messages a pull request of the
+// consumer may ask for, which it inherits from the server's jetstream
+// limits (max_request_batch): the server refuses a request for more, and
+// Consume would ask again and again. Under such a limit the window counts
+// messages too, as PullMaxMessagesWithBytesLimit counts them (fetching then
+// pauses while the handler takes the last messages of a request that filled
+// its bytes).
 func pullWindow(cfg jetstream.ConsumerConfig, maxPayload int64) jetstream.PullConsumeOpt {
 	window := fetchWindow(maxPayload)
-	if cfg.MaxRequestMaxBytes > 0 {
-		window = min(window, cfg.MaxRequestMaxBytes)
-	}
 	if cfg.MaxRequestBatch > 0 {
 		return jetstream.PullMaxMessagesWithBytesLimit(cfg.MaxRequestBatch, window)
 	}
