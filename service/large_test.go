@@ -3,6 +3,7 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -22,45 +23,18 @@ import (
 // them: a fetch that such a message cannot fit would never deliver it, and
 // the stream's ingest would stop there.
 func TestIngestLargeMessages(t *testing.T) {
-	const maxPayload = 12 << 20
-	srv := testenv.RunNATS(t, func(o *server.Options) { o.MaxPayload = maxPayload })
-	nc := testenv.Connect(t, srv)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := serverWith(t, "HUGE", func(o *server.Options) { o.MaxPayload = 12 << 20 })
 	ctx := t.Context()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "HUGE", Subjects: []string{"huge.>"}}); err != nil {
-		t.Fatal(err)
-	}
 	sent := map[uint64][]byte{}
 	for i, size := range []int{100, 10 << 20, 100, 6 << 20, 5 << 20, 100} {
 		data := bytes.Repeat([]byte{byte(i + 1)}, size)
-		ack, err := js.Publish(ctx, "huge.x", data)
+		ack, err := js.Publish(ctx, "HUGE.x", data)
 		if err != nil {
 			t.Fatal(err)
 		}
 		sent[ack.Sequence] = data
 	}
-
-	cfg := service.Config{DataDir: t.TempDir(), Streams: []service.StreamSpec{{Name: "HUGE"}}}
-	cfg.NATS.URL = srv.ClientURL()
-	cfg.Block.MaxLinger = service.Duration(200 * time.Millisecond)
-	cfg.Complete()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	runReplica(t, cfg, nil)
-	ix, err := index.Open(ctx, js, index.Options{Bucket: cfg.Index.Bucket})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Close()
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := ix.WaitFor(wctx, "HUGE", uint64(len(sent))); err != nil {
-		t.Fatalf("HUGE not archived: %v", err)
-	}
+	archiveAll(t, nc, js, "HUGE", uint64(len(sent)))
 	for seq, data := range sent {
 		var m *nats.Msg
 		checkFor(t, 10*time.Second, func() (err error) {
@@ -79,21 +53,14 @@ func TestIngestLargeMessages(t *testing.T) {
 // TestIngestServerPullLimits archives a stream from a server that limits
 // pull requests (jetstream limits max_request_batch, which every pull
 // consumer inherits): a request for more messages than the limit is
-// refused, and the stream's ingest would never start.
+// refused, and neither the stream's ingest nor the replica's view of the
+// index would ever start.
 func TestIngestServerPullLimits(t *testing.T) {
-	srv := testenv.RunNATS(t, func(o *server.Options) { o.JetStreamLimits.MaxRequestBatch = 50 })
-	nc := testenv.Connect(t, srv)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := serverWith(t, "LIMITED", func(o *server.Options) { o.JetStreamLimits.MaxRequestBatch = 50 })
 	ctx := t.Context()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "LIMITED", Subjects: []string{"limited.>"}}); err != nil {
-		t.Fatal(err)
-	}
 	const n = 1000
 	for i := range n {
-		if _, err := js.PublishAsync("limited.x", fmt.Appendf(nil, "message %d", i)); err != nil {
+		if _, err := js.PublishAsync("LIMITED.x", fmt.Appendf(nil, "message %d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -102,19 +69,56 @@ func TestIngestServerPullLimits(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal(ctx.Err())
 	}
-	cfg := service.Config{DataDir: t.TempDir(), Streams: []service.StreamSpec{{Name: "LIMITED"}}}
-	cfg.NATS.URL = srv.ClientURL()
+	archiveAll(t, nc, js, "LIMITED", n)
+}
+
+// serverWith starts NATS with opt applied to its options and creates stream
+// on subjects "<stream>.>".
+func serverWith(t *testing.T, stream string, opt func(*server.Options)) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc := testenv.Connect(t, testenv.RunNATS(t, opt))
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: stream, Subjects: []string{stream + ".>"}}); err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// archiveAll runs a replica (default configuration, prefix "nts") archiving
+// stream until the test ends, and waits for its first n messages to be
+// archived and for the replica to answer for them.
+func archiveAll(t *testing.T, nc *nats.Conn, js jetstream.JetStream, stream string, n uint64) {
+	t.Helper()
+	cfg := service.Config{DataDir: t.TempDir(), Streams: []service.StreamSpec{{Name: stream}}}
+	cfg.NATS.URL = nc.ConnectedUrl()
 	cfg.Block.MaxLinger = service.Duration(200 * time.Millisecond)
 	cfg.Complete()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	runReplica(t, cfg, nil)
-	ix, err := index.Open(ctx, js, index.Options{Bucket: cfg.Index.Bucket})
+	ix, err := index.Open(t.Context(), js, index.Options{Bucket: cfg.Index.Bucket})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ix.Close()
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	if err := ix.WaitFor(wctx, "LIMITED", n); err != nil {
-		t.Fatalf("LIMITED not archived: %v", err)
+	if err := ix.WaitFor(ctx, stream, n); err != nil {
+		t.Fatalf("%s not archived: %v", stream, err)
 	}
+	checkFor(t, 10*time.Second, func() error {
+		var st service.StreamInfo
+		m, err := nc.Request("nts.stream."+stream, nil, 10*time.Second)
+		if err == nil {
+			err = json.Unmarshal(m.Data, &st)
+		}
+		if err == nil && st.LastSeq != n {
+			err = fmt.Errorf("the replica's view ends at %d", st.LastSeq)
+		}
+		return err
+	})
 }
