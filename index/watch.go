@@ -43,7 +43,8 @@ func (ix *Index) startWatch(ctx context.Context) error {
 	})}
 	limit, err := ix.pullLimit(ctx)
 	if err != nil {
-		return fmt.Errorf("index: watch: %w", err)
+		// Most servers set no limit: go on as if there were none.
+		ix.log.Warn("index: cannot learn the server's pull limits; assuming none", "err", err)
 	}
 	if limit > 0 && limit < jetstream.DefaultMaxMessages {
 		consumeOpts = append(consumeOpts, jetstream.PullMaxMessages(limit))
