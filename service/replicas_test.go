@@ -53,6 +53,28 @@ func endpointRequests(t *testing.T, e *apiEnv) (gets map[string]int, shed int64)
 	return gets, shed
 }
 
+// pingReplies returns how many micro instances answer $SRV.PING.nts
+// within 200ms.
+func pingReplies(t *testing.T, e *apiEnv) int {
+	t.Helper()
+	inbox := nats.NewInbox()
+	sub, err := e.nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := e.nc.PublishRequest("$SRV.PING.nts", inbox, nil); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		if _, err := sub.NextMsg(200 * time.Millisecond); err != nil {
+			return n
+		}
+		n++
+	}
+}
+
 func TestReplicasShareAndShed(t *testing.T) {
 	e := newAPIEnv(t)
 	shared := "dir://" + filepath.ToSlash(t.TempDir()) // the blob tier all replicas share
@@ -62,6 +84,14 @@ func TestReplicasShareAndShed(t *testing.T) {
 		cfg.Service.MaxConcurrent = 1
 		e.run(t, cfg)
 	}
+	// e.run returns once some replica answers for ORDERS, which the first
+	// one does while the second may still be starting.
+	checkFor(t, 10*time.Second, func() error {
+		if n := pingReplies(t, e); n != 2 {
+			return fmt.Errorf("%d replicas answer $SRV.PING", n)
+		}
+		return nil
+	})
 
 	t.Run("queue group", func(t *testing.T) {
 		// With one worker, a client's next request may come before the
