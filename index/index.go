@@ -36,6 +36,13 @@ type Options struct {
 	Replicas int
 	// Storage is the storage of both buckets (default file).
 	Storage jetstream.StorageType
+	// MaxBytes bounds each bucket the index creates (its stream's
+	// max_bytes), as an account that requires a bound on every stream
+	// needs; 0 sets none. It does not change a bucket that exists. A full
+	// bucket refuses new entries (a KV bucket discards new ones), so
+	// commits fail and are retried and nothing indexed is dropped: size it
+	// well above what the archive needs, a few hundred bytes a block.
+	MaxBytes int64
 	// LockBucket is the KV bucket holding the leader locks (default
 	// Bucket+"_locks").
 	LockBucket string
@@ -90,6 +97,8 @@ func (o Options) withDefaults() (Options, error) {
 	case o.MarkerTTL < time.Second:
 		// JetStream's per-message TTLs count whole seconds.
 		return o, fmt.Errorf("%w: marker TTL %v is shorter than 1s", ErrInvalid, o.MarkerTTL)
+	case o.MaxBytes < 0:
+		return o, fmt.Errorf("%w: max bytes %d is negative", ErrInvalid, o.MaxBytes)
 	}
 	return o, nil
 }
@@ -177,6 +186,7 @@ func (ix *Index) openIndexBucket(ctx context.Context, o Options) error {
 		History:        1,
 		Storage:        o.Storage,
 		Replicas:       o.Replicas,
+		MaxBytes:       o.MaxBytes,
 		LimitMarkerTTL: o.MarkerTTL,
 	})
 	if err != nil {
@@ -221,6 +231,7 @@ func (ix *Index) openLockBucket(ctx context.Context, o Options) error {
 		TTL:         o.LockTTL,
 		Storage:     o.Storage,
 		Replicas:    o.Replicas,
+		MaxBytes:    o.MaxBytes,
 	})
 	if err != nil {
 		return fmt.Errorf("index: lock bucket %q: %w", o.LockBucket, err)

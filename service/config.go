@@ -70,6 +70,9 @@ type IndexConfig struct {
 	// Storage is "file" or "memory".
 	Storage string   `yaml:"storage"`
 	LockTTL Duration `yaml:"lock_ttl"`
+	// MaxBytes bounds the index and lock buckets nts creates, for an
+	// account that requires a max_bytes on every stream; 0: none.
+	MaxBytes Size `yaml:"max_bytes"`
 }
 
 // SvcConfig configures the micro service.
@@ -250,6 +253,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Index.LockTTL < Duration(time.Second) {
 		return bad("index.lock_ttl", "%v is shorter than 1s", c.Index.LockTTL)
+	}
+	if c.Index.MaxBytes < 0 {
+		return bad("index.max_bytes", "%v is negative", c.Index.MaxBytes)
 	}
 	if c.Service.Prefix == "" || strings.ContainsAny(c.Service.Prefix, " *>") ||
 		strings.HasPrefix(c.Service.Prefix, ".") || strings.HasSuffix(c.Service.Prefix, ".") {

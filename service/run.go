@@ -89,9 +89,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	ix, err := index.Open(ctx, js, index.Options{
 		Bucket: cfg.Index.Bucket, Replicas: cfg.Index.Replicas, Storage: storage,
-		LockTTL: time.Duration(cfg.Index.LockTTL), Logger: log,
+		LockTTL: time.Duration(cfg.Index.LockTTL), MaxBytes: int64(cfg.Index.MaxBytes), Logger: log,
 	})
-	if err != nil {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeMaxBytesRequired:
+		return fmt.Errorf("open the index: %w (the account requires max_bytes on every stream: set index.max_bytes)", err)
+	case err != nil:
 		return fmt.Errorf("open the index: %w", err)
 	}
 	defer ix.Close()
@@ -221,3 +225,7 @@ func OpenTiers(ctx context.Context, cfg Config, log *slog.Logger) (*tier.Control
 func (p TierPolicy) tier() tier.Policy {
 	return tier.Policy{MaxAge: time.Duration(p.MaxAge), MaxBytes: int64(p.MaxBytes), MaxBlocks: p.MaxBlocks}
 }
+
+// errCodeMaxBytesRequired is the JetStream API error of an account that
+// requires max_bytes on every stream (nats-server's JSStreamMaxBytesRequired).
+const errCodeMaxBytesRequired jetstream.ErrorCode = 10113
