@@ -76,6 +76,7 @@ index:
   replicas: 3
   storage: memory
   lock_ttl: 15s
+  max_bytes: 64MiB
 service:
   prefix: archive.nts
   queue_group: archivers
@@ -114,7 +115,7 @@ func TestParseFullConfig(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Index.Replicas != 3 || c.Index.LockTTL != Duration(15*time.Second) || c.Index.Storage != "memory" {
+	if c.Index.Replicas != 3 || c.Index.LockTTL != Duration(15*time.Second) || c.Index.Storage != "memory" || c.Index.MaxBytes != 64<<20 {
 		t.Fatalf("index: %+v", c.Index)
 	}
 	if c.Block.TargetSize != 16<<20 || c.Block.FrameSize != 256<<10 || c.Block.MaxLinger != Duration(2*time.Second) {
@@ -151,6 +152,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"set twice", "index:\n  bucket: a\n  bucket: b\n", "index.bucket (line 3): set twice"},
 		{"compression", "block:\n  compression: lz4\n", "block.compression"},
 		{"replicas range", "index:\n  replicas: 7\n", "index.replicas"},
+		{"index max_bytes", "index:\n  max_bytes: -1MiB\n", "index.max_bytes"},
 		{"kind", "streams:\n  - name: X\n    kind: table\n", "streams[0].kind"},
 		{"stream name", "streams:\n  - name: a.b\n", "streams[0].name"},
 		{"stream twice", "streams:\n  - name: A\n  - name: A\n", "streams[1].name"},
