@@ -31,10 +31,10 @@ func parseAck(reply string) (ackMeta, error) {
 		return ackMeta{}, errAckSubject
 	}
 	var skip int // tokens of rest before <sseq>
-	switch n := strings.Count(rest, ".") + 3; {
-	case n == 9:
+	switch tokens := strings.Count(rest, ".") + 3; {
+	case tokens == 9:
 		skip = 3
-	case n >= 11:
+	case tokens >= 11:
 		skip = 5
 	default:
 		return ackMeta{}, errAckSubject
