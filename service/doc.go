@@ -14,7 +14,12 @@
 //     at head+1. The head is the truth and the consumer only a cursor: a
 //     new term never waits AckWait for messages a deposed or crashed leader
 //     fetched but did not commit, and a deposed leader still fetching finds
-//     its consumer gone.
+//     its consumer gone. On an Interest-retention stream the consumer is
+//     instead reset to head+1 and kept from term to term: deleting it
+//     would drop at once every message the stream's other consumers have
+//     acked, archived or not, and keeping it holds nts's interest in the
+//     stream while no replica runs. A server that cannot reset a consumer
+//     gets the delete and a warning.
 //  2. It fills a block builder from Consume's callback, the client keeping
 //     a window of 4 MiB fetched ahead (or the server's max_payload and a
 //     little more, where that is larger; it asks for more as soon as half
@@ -46,7 +51,9 @@
 //
 // A WorkQueue stream is never consumed directly (acks would delete its
 // work): it is archived from a Limits-retention mirror, NTS_MIRROR_<stream>,
-// under the original's name. A stream deleted and created again restarts its
+// under the original's name. What the archive holds is purged from the
+// mirror after each block, so that the mirror stays small where the
+// original sets no limits. A stream deleted and created again restarts its
 // sequences at 1, so each later incarnation (told apart by the stream's
 // creation time, kept in the head) is archived apart as "<stream>~2",
 // "<stream>~3", ...; earlier archives stay readable and are never

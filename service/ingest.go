@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,6 +92,7 @@ type term struct {
 	head        index.Head // head when the term began
 	rev         uint64     // head revision, advanced by the sealer
 	incarnation string
+	mirror      jetstream.Stream // the mirror consumed, or nil
 
 	mu        sync.Mutex
 	b         *block.Builder
@@ -379,6 +381,10 @@ func (in *ingest) start(ctx context.Context) (*term, jetstream.Consumer, error) 
 	if str, err = in.source(ctx, str); err != nil {
 		return nil, nil, err
 	}
+	var mirror jetstream.Stream
+	if in.pol.source != in.pol.stream {
+		mirror = str
+	}
 	head, rev, err := in.archiveFor(ctx, inc)
 	if err != nil {
 		return nil, nil, err
@@ -399,7 +405,7 @@ func (in *ingest) start(ctx context.Context) (*term, jetstream.Consumer, error) 
 		return nil, nil, err
 	}
 	in.stats.LastSeq.Store(head.LastSeq)
-	t := &term{head: head, rev: rev, incarnation: inc, b: b, lastAdded: head.LastSeq,
+	t := &term{head: head, rev: rev, incarnation: inc, mirror: mirror, b: b, lastAdded: head.LastSeq,
 		jobs: make(chan *sealJob), free: make(chan *block.Builder, inFlight+1)} // room for every builder
 	for range inFlight {
 		spare, err := block.NewBuilder(in.pol.block)
@@ -483,18 +489,23 @@ func (in *ingest) source(ctx context.Context, str jetstream.Stream) (jetstream.S
 	return m, nil
 }
 
+// consumerDescription begins the description of every consumer the
+// ingest makes: what tells one of its own from a user's.
+const consumerDescription = "nts archive of "
+
 // consumer makes the durable consumer start right after the archive's head:
 // the head is the truth, the consumer only a cursor derived from it. Each
 // leadership term deletes whatever consumer an earlier term (or a deposed
 // leader) left and creates it anew at head+1, so messages that an earlier
 // leader fetched but never committed come at once instead of after AckWait,
-// and a deposed leader still fetching finds its consumer gone. The consumer
-// acks all (one ack per block) with an AckWait and MaxAckPending that let a
-// whole block accumulate unacked.
+// and a deposed leader still fetching finds its consumer gone; on an
+// Interest stream, resetConsumer moves it instead. The consumer acks all
+// (one ack per block) with an AckWait and MaxAckPending that let a whole
+// block accumulate unacked.
 func (in *ingest) consumer(ctx context.Context, str jetstream.Stream, after uint64) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       in.pol.consumer,
-		Description:   "nts archive of " + in.pol.stream,
+		Description:   consumerDescription + in.pol.stream,
 		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       2*in.pol.linger + time.Minute,
 		MaxAckPending: -1,
@@ -505,6 +516,16 @@ func (in *ingest) consumer(ctx context.Context, str jetstream.Stream, after uint
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = after + 1
 	}
+	if str.CachedInfo().Config.Retention == jetstream.InterestPolicy {
+		c, err := in.resetConsumer(ctx, str, cfg, after)
+		switch {
+		case err == nil:
+			return c, nil
+		case !errors.Is(err, jetstream.ErrConsumerNotFound):
+			in.log.Warn("cannot reset the consumer of an Interest stream, so it is made anew: messages every other consumer acked while nts was away are gone",
+				"consumer", in.pol.consumer, "err", err)
+		}
+	}
 	if err := str.DeleteConsumer(ctx, in.pol.consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("reset consumer %s: %w", in.pol.consumer, err)
 	}
@@ -513,6 +534,36 @@ func (in *ingest) consumer(ctx context.Context, str jetstream.Stream, after uint
 		return nil, fmt.Errorf("consumer %s: %w", in.pol.consumer, err)
 	}
 	return cons, nil
+}
+
+// resetConsumer moves the consumer an earlier term left on an Interest
+// stream to start right after the archive's head (cfg being what consumer
+// would create), rather than deleting it: an Interest stream keeps a
+// message while some consumer still has to ack it, and deleting nts's
+// consumer would drop at once every message the others have acked, archived
+// or not. The consumer stays the same one from term to term, so nts holds
+// its interest in the stream even while no replica runs. It returns
+// jetstream.ErrConsumerNotFound when there is none yet, and an error when
+// the server cannot reset a consumer or the one there is not nts's.
+func (in *ingest) resetConsumer(ctx context.Context, str jetstream.Stream, cfg jetstream.ConsumerConfig, after uint64) (jetstream.Consumer, error) {
+	c, err := str.Consumer(ctx, in.pol.consumer)
+	if err != nil {
+		return nil, err
+	}
+	old := c.CachedInfo().Config
+	if !strings.HasPrefix(old.Description, consumerDescription) || old.AckPolicy != jetstream.AckAllPolicy {
+		return nil, fmt.Errorf("consumer %s is not one nts made (description %q, ack policy %s)", in.pol.consumer, old.Description, old.AckPolicy)
+	}
+	if _, err := str.ResetConsumerToSequence(ctx, in.pol.consumer, after+1); err != nil {
+		return nil, fmt.Errorf("reset consumer %s to %d: %w", in.pol.consumer, after+1, err)
+	}
+	// Where it starts cannot change; the rest follows the configuration.
+	cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = old.DeliverPolicy, old.OptStartSeq, old.OptStartTime
+	c, err = str.UpdateConsumer(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("update consumer %s: %w", in.pol.consumer, err)
+	}
+	return c, nil
 }
 
 // add puts one fetched message in the builder, or acks it when an earlier
@@ -647,8 +698,13 @@ func (in *ingest) commit(ctx context.Context, t *term, job *sealJob) error {
 	in.stats.LastSeq.Store(bm.LastSeq)
 	// The ack's confirmation is awaited apart, so that the next block's
 	// commit does not wait for it; the sealer waits for every ack before
-	// it returns.
-	t.acks.Go(func() { in.ack(ctx, job.last, bm.LastSeq) })
+	// it returns. So is the purge of what a mirror holds of the block.
+	t.acks.Go(func() {
+		in.ack(ctx, job.last, bm.LastSeq)
+		if t.mirror != nil {
+			in.purgeMirror(ctx, t.mirror, bm.LastSeq)
+		}
+	})
 	in.log.Debug("block committed", "first_seq", bm.FirstSeq, "last_seq", bm.LastSeq, "msgs", bm.Count, "raw", bm.RawSize, "stored", bm.Size)
 	return nil
 }
@@ -671,6 +727,19 @@ func (in *ingest) ack(ctx context.Context, last jetstream.Msg, seq uint64) {
 	}
 	if err != nil {
 		in.log.Warn("block ack not confirmed; its messages may come again and will be skipped", "last_seq", seq, "err", err)
+	}
+}
+
+// purgeMirror drops from the mirror the messages up to seq, which the
+// archive now holds: the mirror only carries the original's messages to the
+// ingest, and without it would keep them all where the original (a
+// WorkQueue or Interest stream) sets no limit. A purge that fails is logged;
+// the next block's purge covers it.
+func (in *ingest) purgeMirror(ctx context.Context, mirror jetstream.Stream, seq uint64) {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := mirror.Purge(pctx, jetstream.WithPurgeSequence(seq+1)); err != nil {
+		in.log.Warn("purge of the archived part of the mirror failed; the next block's purge covers it", "mirror", in.pol.source, "below_seq", seq+1, "err", err)
 	}
 }
 

@@ -20,9 +20,13 @@ import (
 
 // Run runs one nts replica as cfg says until ctx is cancelled, then shuts
 // down in order and returns. It returns an error only when it cannot start.
+// It logs to log; nil logs nothing.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	var srv *server.Server
 	url := cfg.NATS.URL
