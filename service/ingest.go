@@ -470,6 +470,11 @@ func (in *ingest) source(ctx context.Context, str jetstream.Stream) (jetstream.S
 		in.pol.source = in.pol.stream
 		return str, nil
 	}
+	if cfg.Retention == jetstream.InterestPolicy {
+		// A mirror's own consumer acks nothing and holds no interest.
+		in.log.Warn("mirroring an Interest stream (mirror: always): messages its consumers ack before the mirror copies them are not archived; mirror: auto archives it directly, losing none",
+			"stream", in.pol.stream)
+	}
 	name := mirrorPrefix + in.pol.stream
 	m, err := in.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        name,
