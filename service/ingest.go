@@ -472,7 +472,7 @@ func (in *ingest) source(ctx context.Context, str jetstream.Stream) (jetstream.S
 	}
 	if cfg.Retention == jetstream.InterestPolicy {
 		// A mirror's own consumer acks nothing and holds no interest.
-		in.log.Warn("mirroring an Interest stream (mirror: always): messages its consumers ack before the mirror copies them are not archived; mirror: auto archives it directly, losing none",
+		in.log.Warn("mirroring an Interest stream (mirror: always): messages its consumers ack before the mirror copies them are not archived; mirror: auto archives it directly and holds interest",
 			"stream", in.pol.stream)
 	}
 	name := mirrorPrefix + in.pol.stream
