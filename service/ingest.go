@@ -563,12 +563,14 @@ func (in *ingest) resetConsumer(ctx context.Context, str jetstream.Stream, cfg j
 		return nil, fmt.Errorf("reset consumer %s to %d: %w", in.pol.consumer, after+1, err)
 	}
 	// Where it starts cannot change; the rest follows the configuration.
+	// The reset consumer serves as it is should the update fail.
 	cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = old.DeliverPolicy, old.OptStartSeq, old.OptStartTime
-	c, err = str.UpdateConsumer(ctx, cfg)
+	updated, err := str.UpdateConsumer(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("update consumer %s: %w", in.pol.consumer, err)
+		in.log.Warn("consumer reset but not updated to the configuration", "consumer", in.pol.consumer, "err", err)
+		return c, nil
 	}
-	return c, nil
+	return updated, nil
 }
 
 // add puts one fetched message in the builder, or acks it when an earlier
