@@ -16,15 +16,8 @@ import (
 // endpoint counted and the shed requests in its endpoints' data.
 func endpointRequests(t *testing.T, e *apiEnv) (gets map[string]int, shed int64) {
 	t.Helper()
-	inbox := nats.NewInbox()
-	sub, err := e.nc.SubscribeSync(inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := srvRequest(t, e, "$SRV.STATS.nts")
 	defer sub.Unsubscribe()
-	if err := e.nc.PublishRequest("$SRV.STATS.nts", inbox, nil); err != nil {
-		t.Fatal(err)
-	}
 	gets = map[string]int{}
 	for len(gets) < 2 {
 		m, err := sub.NextMsg(5 * time.Second)
@@ -53,19 +46,28 @@ func endpointRequests(t *testing.T, e *apiEnv) (gets map[string]int, shed int64)
 	return gets, shed
 }
 
-// pingReplies returns how many micro instances answer $SRV.PING.nts
-// within 200ms.
-func pingReplies(t *testing.T, e *apiEnv) int {
+// srvRequest sends a micro discovery request to subject and returns the
+// subscription every instance's reply comes to; the caller unsubscribes.
+func srvRequest(t *testing.T, e *apiEnv, subject string) *nats.Subscription {
 	t.Helper()
 	inbox := nats.NewInbox()
 	sub, err := e.nc.SubscribeSync(inbox)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sub.Unsubscribe()
-	if err := e.nc.PublishRequest("$SRV.PING.nts", inbox, nil); err != nil {
+	if err := e.nc.PublishRequest(subject, inbox, nil); err != nil {
+		sub.Unsubscribe()
 		t.Fatal(err)
 	}
+	return sub
+}
+
+// pingReplies returns how many micro instances answer $SRV.PING.nts
+// within 200ms.
+func pingReplies(t *testing.T, e *apiEnv) int {
+	t.Helper()
+	sub := srvRequest(t, e, "$SRV.PING.nts")
+	defer sub.Unsubscribe()
 	n := 0
 	for {
 		if _, err := sub.NextMsg(200 * time.Millisecond); err != nil {

@@ -3,9 +3,7 @@ package service_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/nats-tiered/nts/index"
 	"github.com/nats-tiered/nts/internal/testenv"
 	"github.com/nats-tiered/nts/service"
 )
@@ -25,7 +22,7 @@ import (
 // them: a fetch that such a message cannot fit would never deliver it, and
 // the stream's ingest would stop there.
 func TestIngestLargeMessages(t *testing.T) {
-	nc, js := serverWith(t, "HUGE", func(o *server.Options) { o.MaxPayload = 12 << 20 })
+	nc, js, _ := streamServer(t, jetstream.StreamConfig{Name: "HUGE"}, func(o *server.Options) { o.MaxPayload = 12 << 20 })
 	ctx := t.Context()
 	sent := map[uint64][]byte{}
 	for i, size := range []int{100, 10 << 20, 100, 6 << 20, 5 << 20, 100} {
@@ -58,74 +55,10 @@ func TestIngestLargeMessages(t *testing.T) {
 // refused, and neither the stream's ingest nor the replica's view of the
 // index would ever start.
 func TestIngestServerPullLimits(t *testing.T) {
-	nc, js := serverWith(t, "LIMITED", func(o *server.Options) { o.JetStreamLimits.MaxRequestBatch = 50 })
-	ctx := t.Context()
+	nc, js, _ := streamServer(t, jetstream.StreamConfig{Name: "LIMITED"}, func(o *server.Options) { o.JetStreamLimits.MaxRequestBatch = 50 })
 	const n = 1000
-	for i := range n {
-		if _, err := js.PublishAsync("LIMITED.x", fmt.Appendf(nil, "message %d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		t.Fatal(ctx.Err())
-	}
+	publishRange(t, js, "LIMITED.x", 0, n)
 	archiveAll(t, nc, js, "LIMITED", n)
-}
-
-// serverWith starts NATS with opt applied to its options and creates stream
-// on subjects "<stream>.>".
-func serverWith(t *testing.T, stream string, opt func(*server.Options)) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc := testenv.Connect(t, testenv.RunNATS(t, opt))
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: stream, Subjects: []string{stream + ".>"}}); err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
-}
-
-// archiveAll runs a replica (default configuration, prefix "nts", changed
-// by opts) archiving stream until the test ends, and waits for its first n messages to be
-// archived and for the replica to answer for them.
-func archiveAll(t *testing.T, nc *nats.Conn, js jetstream.JetStream, stream string, n uint64, opts ...func(*service.Config)) {
-	t.Helper()
-	cfg := service.Config{DataDir: t.TempDir(), Streams: []service.StreamSpec{{Name: stream}}}
-	cfg.NATS.URL = nc.ConnectedUrl()
-	cfg.Block.MaxLinger = service.Duration(200 * time.Millisecond)
-	for _, o := range opts {
-		o(&cfg)
-	}
-	cfg.Complete()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	runReplica(t, cfg, nil)
-	ix, err := index.Open(t.Context(), js, index.Options{Bucket: cfg.Index.Bucket, MaxBytes: int64(cfg.Index.MaxBytes)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if err := ix.WaitFor(ctx, stream, n); err != nil {
-		t.Fatalf("%s not archived: %v", stream, err)
-	}
-	checkFor(t, 10*time.Second, func() error {
-		var st service.StreamInfo
-		m, err := nc.Request("nts.stream."+stream, nil, 10*time.Second)
-		if err == nil {
-			err = json.Unmarshal(m.Data, &st)
-		}
-		if err == nil && st.LastSeq != n {
-			err = fmt.Errorf("the replica's view ends at %d", st.LastSeq)
-		}
-		return err
-	})
 }
 
 // TestIndexMaxBytes runs a replica in an account that requires max_bytes on
@@ -148,18 +81,11 @@ func TestIndexMaxBytes(t *testing.T) {
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BOUND", Subjects: []string{"BOUND.>"}, MaxBytes: 1 << 20}); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 10 {
-		if _, err := js.Publish(ctx, "BOUND.x", fmt.Appendf(nil, "message %d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	cfg := service.Config{DataDir: t.TempDir(), Streams: []service.StreamSpec{{Name: "BOUND"}}}
-	cfg.NATS.URL = srv.ClientURL()
-	cfg.Complete()
+	publishRange(t, js, "BOUND.x", 0, 10)
+	cfg := archiveConfig(t, srv.ClientURL(), "BOUND")
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err = service.Run(rctx, cfg, slog.New(slog.DiscardHandler))
+	err = service.Run(rctx, cfg, nil)
 	if err == nil || !strings.Contains(err.Error(), "open the index") || !strings.Contains(err.Error(), "set index.max_bytes") {
 		t.Fatalf("Run without index.max_bytes: %v, want the index's error naming index.max_bytes", err)
 	}
