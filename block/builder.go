@@ -307,10 +307,16 @@ const maxSlack = 16
 // with firstBody bytes, since a builder may seal a single small one. A
 // block that outgrows its body grows it as append does, and Seal then
 // copies it.
+//
+// The little more is 1/32 of the last block and one frame: for a last block
+// of 32 frames or more (1 MiB at the default frame size) it is within the
+// 1/maxSlack of spare capacity Seal hands out, so a block as large as the
+// last is not copied. (With two frames, each block of a stream whose blocks
+// compress to 1-2 MiB was copied at Seal: twice the bytes allocated.)
 func (b *Builder) newBody() []byte {
 	n := headerSize + int(b.opts.TargetSize) + 2*b.opts.FrameSize + int(b.opts.TargetSize)/32 + trailerSize
 	if b.last > 0 {
-		n = min(n, b.last+b.last/32+2*b.opts.FrameSize)
+		n = min(n, b.last+b.last/32+b.opts.FrameSize)
 	} else {
 		n = min(n, headerSize+firstBody)
 	}
