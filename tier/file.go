@@ -108,7 +108,9 @@ func ValidatePrefix(prefix string) error {
 // Writes are durable and atomic: the object is written to a temporary file in
 // the same directory, fsynced, renamed over the target, and the directory is
 // fsynced. A key cannot be both an object and a directory of other objects
-// ("a" and "a/b"); putting the second fails.
+// ("a" and "a/b"); putting the second fails. On Linux the fsyncs wait through
+// asynchronous I/O, so that a goroutine waiting on the disk does not hold
+// one of the runtime's Ps (see syncFile).
 //
 // Reads keep the handles of recently read files open (see openFiles): a
 // read costs a stat of the open file and one positioned read.
@@ -217,7 +219,7 @@ func putFileAtomic(ctx context.Context, dir, path string, blk []byte) (err error
 	if _, err := tmp.Write(blk); err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
+	if err := syncFile(tmp); err != nil {
 		return err
 	}
 	closed = true
@@ -270,7 +272,7 @@ func fsyncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	return errors.Join(d.Sync(), d.Close())
+	return errors.Join(syncFile(d), d.Close())
 }
 
 // open opens the regular file holding key. A missing file, or a directory

@@ -1,0 +1,253 @@
+//go:build linux
+
+package tier
+
+import (
+	"errors"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// On Linux, syncFile waits for an fsync through the kernel's asynchronous
+// I/O (IOCB_CMD_FSYNC, Linux 4.18 and later) rather than in fsync(2).
+//
+// A goroutine blocked in a system call keeps its P, one of the GOMAXPROCS
+// slots that run Go code, until the runtime's monitor notices and hands
+// the P to another thread: 20µs to 10ms later (golang/go#29734). An fsync
+// waits a millisecond or so on the disk, and the ingest makes four a block
+// (the file tier's copy and the dir:// blob copy, each file and then its
+// directory), so on a two-CPU machine each of them took one of the two Ps
+// from the server and the ingest for about its whole length. Through AIO
+// the fsync runs on a kernel worker: the goroutine waits on a channel, and
+// one reaper goroutine per process waits on an eventfd in the runtime's
+// poller, neither holding a P. Archiving a backlog with the file and blob
+// tiers on one disk went 5-7% faster.
+//
+// The fsync is the same one, vfs_fsync of the file, as durable as
+// fsync(2). Where AIO cannot fsync (a kernel before 4.18, a seccomp profile
+// that refuses io_setup, a file system without it) the first refusal turns
+// it off for the process and fsync(2) is used from then on, as on other
+// systems.
+
+const (
+	iocbCmdFsync  = 2      // IOCB_CMD_FSYNC
+	iocbFlagResfd = 1 << 0 // IOCB_FLAG_RESFD: count the completion on an eventfd
+	// aioDepth bounds the fsyncs in flight; it is the size of the AIO
+	// context's completion ring.
+	aioDepth = 64
+)
+
+// iocb is struct iocb of linux/aio_abi.h. aio_key and aio_rw_flags trade
+// places on big-endian machines; both are zero here.
+type iocb struct {
+	data      uint64
+	key       uint32
+	rwFlags   int32
+	opcode    uint16
+	reqprio   int16
+	fildes    uint32
+	buf       uint64
+	nbytes    uint64
+	offset    int64
+	reserved2 uint64
+	flags     uint32
+	resfd     uint32
+}
+
+// ioEvent is struct io_event of linux/aio_abi.h.
+type ioEvent struct {
+	data uint64
+	obj  uint64
+	res  int64
+	res2 int64
+}
+
+// aioSyncer submits fsyncs to one AIO context and hands each waiting
+// goroutine its result; the kernel counts completions on an eventfd.
+type aioSyncer struct {
+	ctx   uintptr // aio_context_t
+	efd   int
+	ev    *os.File // efd, read through the runtime poller
+	slots chan struct{}
+
+	mu   sync.Mutex
+	next uint64
+	wait map[uint64]chan int64
+	dead bool // the reaper has stopped
+}
+
+var (
+	aioOnce sync.Once
+	aio     *aioSyncer
+	aioOff  atomic.Bool // AIO cannot fsync here: fsync(2) from now on
+)
+
+// syncFile commits f's data and metadata to stable storage, as f.Sync does.
+func syncFile(f *os.File) error {
+	aioOnce.Do(func() {
+		s, err := newAIOSyncer()
+		if err != nil {
+			aioOff.Store(true)
+			return
+		}
+		aio = s
+	})
+	if aioOff.Load() {
+		return f.Sync()
+	}
+	var res aioResult
+	var serr error
+	// The descriptor stays open until Control returns. Either fails only
+	// for a closed file, which f.Sync reports as os.ErrClosed.
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return f.Sync()
+	}
+	if err := rc.Control(func(fd uintptr) { res, serr = aio.fsync(fd) }); err != nil {
+		return f.Sync()
+	}
+	switch res {
+	case aioUnsupported:
+		aioOff.Store(true)
+		return f.Sync()
+	case aioBusy:
+		return f.Sync()
+	}
+	if serr != nil {
+		return &os.PathError{Op: "sync", Path: f.Name(), Err: serr}
+	}
+	return nil
+}
+
+// aioResult says how an AIO fsync went, besides its error.
+type aioResult int
+
+const (
+	aioDone        aioResult = iota // completed, with the error returned
+	aioUnsupported                  // AIO cannot fsync here at all
+	aioBusy                         // out of AIO resources for now
+)
+
+func newAIOSyncer() (*aioSyncer, error) {
+	var ctx uintptr
+	if _, _, e := unix.Syscall(unix.SYS_IO_SETUP, aioDepth, uintptr(unsafe.Pointer(&ctx)), 0); e != 0 {
+		return nil, e
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Syscall(unix.SYS_IO_DESTROY, ctx, 0, 0)
+		return nil, err
+	}
+	s := &aioSyncer{
+		ctx: ctx, efd: efd, ev: os.NewFile(uintptr(efd), "aio-eventfd"),
+		slots: make(chan struct{}, aioDepth), wait: make(map[uint64]chan int64),
+	}
+	go s.reap()
+	return s, nil
+}
+
+// fsync submits an fsync of fd and waits for it to complete.
+func (s *aioSyncer) fsync(fd uintptr) (aioResult, error) {
+	s.slots <- struct{}{}
+	defer func() { <-s.slots }()
+	done := make(chan int64, 1)
+	s.mu.Lock()
+	if s.dead {
+		s.mu.Unlock()
+		return aioUnsupported, nil
+	}
+	s.next++
+	id := s.next
+	s.wait[id] = done
+	s.mu.Unlock()
+	cbs := []*iocb{{data: id, opcode: iocbCmdFsync, fildes: uint32(fd), flags: iocbFlagResfd, resfd: uint32(s.efd)}}
+	var e syscall.Errno
+	for {
+		_, _, e = unix.Syscall(unix.SYS_IO_SUBMIT, s.ctx, 1, uintptr(unsafe.Pointer(&cbs[0])))
+		if e != unix.EINTR {
+			break
+		}
+	}
+	runtime.KeepAlive(cbs)
+	if e != 0 {
+		s.mu.Lock()
+		delete(s.wait, id)
+		s.mu.Unlock()
+		switch e {
+		case unix.EINVAL, unix.ENOSYS, unix.EPERM, unix.EOPNOTSUPP:
+			// No AIO fsync in this kernel (EINVAL before 4.18), for
+			// this file, or in this sandbox.
+			return aioUnsupported, e
+		case unix.EAGAIN:
+			return aioBusy, e
+		}
+		return aioDone, e
+	}
+	if res := <-done; res < 0 {
+		return aioDone, syscall.Errno(-res)
+	}
+	return aioDone, nil
+}
+
+// reap waits on the eventfd and hands each completed fsync its result. It
+// runs for the life of the process.
+func (s *aioSyncer) reap() {
+	var count [8]byte
+	var events [aioDepth]ioEvent
+	for {
+		if _, err := io.ReadFull(s.ev, count[:]); err != nil {
+			s.abort(err)
+			return
+		}
+		// The count may run ahead of the ring or behind it; take
+		// whatever has completed.
+		for {
+			var ts unix.Timespec // no waiting
+			n, _, e := unix.Syscall6(unix.SYS_IO_GETEVENTS, s.ctx, 0, aioDepth,
+				uintptr(unsafe.Pointer(&events[0])), uintptr(unsafe.Pointer(&ts)), 0)
+			if e == unix.EINTR {
+				continue
+			}
+			if e != 0 {
+				s.abort(e)
+				return
+			}
+			if n == 0 {
+				break
+			}
+			s.mu.Lock()
+			for _, ev := range events[:n] {
+				if done, ok := s.wait[ev.data]; ok {
+					delete(s.wait, ev.data)
+					done <- ev.res
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// abort fails every fsync in flight with err and turns AIO off. The
+// eventfd and the ring do not fail while the process runs; this is only
+// so that nothing waits forever if they ever do.
+func (s *aioSyncer) abort(err error) {
+	aioOff.Store(true)
+	errno := unix.EIO
+	if e, ok := errors.AsType[syscall.Errno](err); ok {
+		errno = e
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dead = true
+	for id, done := range s.wait {
+		delete(s.wait, id)
+		done <- -int64(errno)
+	}
+}
