@@ -27,9 +27,11 @@
 //     target size, when its oldest message has waited max_linger, or,
 //     holding at least a quarter of the target size, when the stream has
 //     gone quiet: nothing pending at the server after the last message and
-//     no message since for a quarter of max_linger (at most 100ms). The
-//     tail of a burst is then archived at once, while a steady stream still
-//     fills whole blocks and a trickle seals by max_linger. Up to two
+//     no message for a quarter of max_linger (at most 100ms) since that one
+//     was stored. The tail of a burst is then archived at once, and the
+//     last block of a drained backlog as its last message comes, while a
+//     steady stream still fills whole blocks and a trickle seals by
+//     max_linger. Up to two
 //     sealed blocks are written to the tiers while the next fills; a
 //     handler waiting for the writer stops the pulls.
 //  3. A written block is committed in order: a compare-and-set of the head

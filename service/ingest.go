@@ -207,35 +207,8 @@ func (in *ingest) consume(ctx context.Context, t *term, cons jetstream.Consumer)
 	}
 	var lastErr atomic.Pointer[error]
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		if t.stopped || t.b == nil {
-			return // not acked: a later term fetches it again
-		}
-		meta, added, err := in.add(ctx, t, m)
-		switch {
-		case err != nil:
-			t.stopped = true
+		if err := in.handle(ctx, t, m); err != nil {
 			fail(err)
-			return
-		case !added:
-			return
-		case t.b.Full():
-			in.handOver(ctx, t)
-			return
-		case t.b.Len() == 1:
-			t.linger = in.sealAfter(ctx, t, in.pol.linger)
-		}
-		if meta.pending == 0 && t.b.RawSize() >= t.b.Options().TargetSize/idleFill {
-			// Caught up with the stream, with a block worth sealing:
-			// seal it once no message has come for a while, rather
-			// than max_linger after its first. One timer a builder,
-			// pushed back by every message.
-			if t.idle != nil && t.idleGen == t.gen {
-				t.idle.Reset(idleAfter(in.pol.linger))
-			} else {
-				t.idle, t.idleGen = in.sealAfter(ctx, t, idleAfter(in.pol.linger)), t.gen
-			}
 		}
 	},
 		pullWindow(cons.CachedInfo().Config, in.js.Conn().MaxPayload()),
@@ -270,12 +243,57 @@ func (in *ingest) consume(ctx context.Context, t *term, cons jetstream.Consumer)
 	return err
 }
 
+// handle puts one delivered message in the builder and hands the builder
+// over when it is full, or when it holds enough and the stream has gone
+// quiet; it arms the linger timer on a builder's first message. An error
+// ends the consuming: the handler adds nothing more.
+func (in *ingest) handle(ctx context.Context, t *term, m jetstream.Msg) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped || t.b == nil {
+		return nil // not acked: a later term fetches it again
+	}
+	meta, added, err := in.add(ctx, t, m)
+	switch {
+	case err != nil:
+		t.stopped = true
+		return err
+	case !added:
+		return nil
+	case t.b.Full():
+		in.handOver(ctx, t)
+		return nil
+	case t.b.Len() == 1:
+		t.linger = in.sealAfter(ctx, t, in.pol.linger)
+	}
+	if meta.pending == 0 && t.b.RawSize() >= t.b.Options().TargetSize/idleFill {
+		// Caught up with the stream, with a block worth sealing: seal
+		// it once no message has come for a while, rather than
+		// max_linger after its first. One timer a builder, pushed back
+		// by every message. The quiet is counted from when the message
+		// was stored: the last message of a backlog, stored long ago,
+		// seals its block at once.
+		wait := idleAfter(in.pol.linger) - time.Since(time.Unix(0, meta.time))
+		switch {
+		case wait <= 0:
+			in.handOver(ctx, t)
+		case t.idle != nil && t.idleGen == t.gen:
+			t.idle.Reset(wait)
+		default:
+			t.idle, t.idleGen = in.sealAfter(ctx, t, wait), t.gen
+		}
+	}
+	return nil
+}
+
 // A builder holding at least 1/idleFill of its target size seals once its
 // stream has gone quiet: the consumer had nothing pending after the last
-// message added, and no message came for idleAfter(max_linger). The tail
-// of a burst or of a drained backlog is then archived at once instead of
-// max_linger later, while a stream flowing steadily still fills whole
-// blocks and a trickle still seals by max_linger.
+// message added, and no message came for idleAfter(max_linger) since that
+// message was stored (by the server's clock: a skew between the clocks
+// moves the seal by at most idleAfter). The tail of a burst is then
+// archived idleAfter after it, and the tail of a drained backlog at once,
+// instead of max_linger later, while a stream flowing steadily still fills
+// whole blocks and a trickle still seals by max_linger.
 const (
 	idleFill = 4
 	maxIdle  = 100 * time.Millisecond

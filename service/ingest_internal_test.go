@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,34 +19,7 @@ import (
 // rather than put a hole in the block, and the builder keeps the first.
 func TestDeliveryGap(t *testing.T) {
 	ctx := context.Background()
-	srv := testenv.RunNATS(t)
-	js, err := jetstream.New(testenv.Connect(t, srv))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "GAP", Subjects: []string{"gap"}}); err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if _, err := js.Publish(ctx, "gap", []byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cons, err := js.CreateConsumer(ctx, "GAP", jetstream.ConsumerConfig{AckPolicy: jetstream.AckAllPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var msgs []jetstream.Msg
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
-	}
-	if len(msgs) != 3 {
-		t.Fatalf("fetched %d messages, want 3 (%v)", len(msgs), batch.Error())
-	}
+	msgs := deliveries(t, "GAP", 3, 1)
 	b, err := block.NewBuilder(block.Options{Stream: "GAP"})
 	if err != nil {
 		t.Fatal(err)
@@ -61,4 +35,80 @@ func TestDeliveryGap(t *testing.T) {
 	if b.Len() != 1 || b.LastSeq() != 1 || tm.delivered != 1 {
 		t.Fatalf("builder holds %d messages up to %d, delivered %d; want the first only", b.Len(), b.LastSeq(), tm.delivered)
 	}
+}
+
+// TestQuietBacklogSeal hands handle the deliveries of a backlog stored
+// longer ago than a stream must be quiet, with max_linger an hour: the
+// builder, holding more than a quarter of its target, is handed over as
+// the last message comes, not a quiet period later.
+func TestQuietBacklogSeal(t *testing.T) {
+	ctx := context.Background()
+	const n = 10
+	msgs := deliveries(t, "QUIET", n, 512)
+	time.Sleep(idleAfter(time.Hour) + 50*time.Millisecond) // the backlog ages
+	opts := block.Options{Stream: "QUIET", TargetSize: 16 << 10}
+	b, err := block.NewBuilder(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spare, err := block.NewBuilder(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &ingest{log: slog.New(slog.DiscardHandler), pol: policy{archive: "QUIET", linger: time.Hour}, stats: &StreamStats{}}
+	tm := &term{b: b, jobs: make(chan *sealJob, 1), free: make(chan *block.Builder, 1)}
+	tm.free <- spare
+	for _, m := range msgs {
+		if err := in.handle(ctx, tm, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case job := <-tm.jobs:
+		if job.b.Len() != n || job.b.LastSeq() != n {
+			t.Fatalf("handed over %d messages up to %d, want all %d", job.b.Len(), job.b.LastSeq(), n)
+		}
+	default:
+		t.Fatal("the backlog's last block was not handed over when its last message came")
+	}
+	if tm.b != spare || tm.b.Len() != 0 || tm.linger != nil {
+		t.Fatal("the term did not move on to the spare builder")
+	}
+}
+
+// deliveries publishes n messages of size bytes to a new stream and returns
+// them as an AckAll consumer delivers them.
+func deliveries(t *testing.T, stream string, n, size int) []jetstream.Msg {
+	t.Helper()
+	ctx := context.Background()
+	srv := testenv.RunNATS(t)
+	js, err := jetstream.New(testenv.Connect(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := strings.ToLower(stream)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}}); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if _, err := js.Publish(ctx, subject, make([]byte, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{AckPolicy: jetstream.AckAllPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if len(msgs) != n {
+		t.Fatalf("fetched %d messages, want %d (%v)", len(msgs), n, batch.Error())
+	}
+	return msgs
 }
