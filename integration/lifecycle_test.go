@@ -23,7 +23,9 @@ func TestLifecycleEvictsAndExpires(t *testing.T) {
 	cfg.Block.TargetSize = 64 << 10
 	cfg.Tiers.PolicyInterval = service.Duration(time.Second)
 	cfg.Tiers.Memory.MaxBlocks = 1
-	cfg.Tiers.Blob.MaxAge = service.Duration(8 * time.Second)
+	// Long enough for the archive to be written and evicted from memory
+	// before its first blocks expire, on a loaded machine too.
+	cfg.Tiers.Blob.MaxAge = service.Duration(15 * time.Second)
 	startReplica(t, cfg)
 	want := map[uint64]published{}
 	publish(t, e.js, "aging", 0, 3000, want, nil)

@@ -35,9 +35,16 @@ func (a *archiver) lifecycle(ctx context.Context, every time.Duration) {
 	}
 }
 
-// sweep deletes orphans: objects in a tier that the index does not list,
-// that end at or below their archive's head, and that were written longer
-// than orphanGrace ago. A leader that crashed, froze or was deposed between
+// tempRemover is a tier that writes through temporary files (the file tier,
+// a dir:// blob tier) and can delete the ones a crash left behind.
+type tempRemover interface {
+	RemoveTemp(olderThan time.Duration) (int, error)
+}
+
+// sweep deletes the partial writes a crash left in the tiers (temporary
+// files unmodified for tier.StaleTemp), and orphans: objects in a tier that
+// the index does not list, that end at or below their archive's head, and
+// that were written longer than orphanGrace ago. A leader that crashed, froze or was deposed between
 // writing a block and committing it leaves one; so does a block expired by
 // another replica while this one held a local copy. A block being written
 // now ends above the head until it is committed, and is never touched. In
@@ -50,6 +57,13 @@ func (a *archiver) sweep(ctx context.Context, now time.Time) {
 		}
 	}
 	for _, l := range a.ctrl.Levels() {
+		if r, ok := l.Tier.(tempRemover); ok {
+			if n, err := r.RemoveTemp(tier.StaleTemp); err != nil {
+				a.log.Warn("removing a tier's abandoned partial writes", "tier", l.Tier.Name(), "err", err)
+			} else if n > 0 {
+				a.log.Info("removed abandoned partial writes", "tier", l.Tier.Name(), "files", n)
+			}
+		}
 		objs, err := l.Tier.List(ctx, "")
 		if err != nil {
 			if ctx.Err() == nil {

@@ -3,7 +3,10 @@ package service
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,7 +20,8 @@ import (
 // TestSweepDeletesOnlyOrphans writes a committed block, an unlisted block at
 // or below the head (the leftover of a leader that never committed it), one
 // above the head (a block being written now) and one of an archive with no
-// head: the sweep deletes the first unlisted one only.
+// head: the sweep deletes the first unlisted one only. Of two partial
+// writes, it deletes the one unmodified for tier.StaleTemp.
 func TestSweepDeletesOnlyOrphans(t *testing.T) {
 	ctx := context.Background()
 	srv := testenv.RunNATS(t)
@@ -58,8 +62,25 @@ func TestSweepDeletesOnlyOrphans(t *testing.T) {
 	if err := ix.WaitFor(ctx, "S", 10); err != nil {
 		t.Fatal(err)
 	}
+	// Two partial writes: one a crash left long ago, one still being written.
+	stale, writing := filepath.Join(file.Dir(), "S", tier.TempPrefix+"1"), filepath.Join(file.Dir(), "S", tier.TempPrefix+"2")
+	for _, p := range []string{stale, writing} {
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * tier.StaleTemp)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
 	a := &archiver{ix: ix, ctrl: ctrl, log: slog.New(slog.DiscardHandler), stats: map[string]*StreamStats{}, orphanGrace: time.Hour}
 	a.sweep(ctx, time.Now())
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("an abandoned partial write was kept (%v)", err)
+	}
+	if _, err := os.Stat(writing); err != nil {
+		t.Errorf("a partial write in progress was removed: %v", err)
+	}
 	if held, _ := ctrl.Locate(ctx, orphan); len(held) != 2 {
 		t.Fatalf("a young orphan was swept (held by %v); the grace period must protect it", held)
 	}

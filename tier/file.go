@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 	"unicode/utf8"
 )
 
@@ -141,25 +142,50 @@ func NewFile(dir string) (*File, error) {
 		return nil, fmt.Errorf("file tier: %w", err)
 	}
 	f := &File{dir: abs, files: newOpenFiles(maxOpenFiles)}
-	if err := f.removeTemp(); err != nil {
+	if _, err := f.RemoveTemp(StaleTemp); err != nil {
 		return nil, fmt.Errorf("file tier: removing partial writes: %w", err)
 	}
 	return f, nil
 }
 
-// removeTemp deletes every temporary file under the store's directory.
-func (f *File) removeTemp() error {
-	return filepath.WalkDir(f.dir, func(path string, d fs.DirEntry, err error) error {
+// StaleTemp is how long a temporary file must have gone unmodified before
+// RemoveTemp takes it for a crash's leftover. A younger one may be a write
+// in progress: of this process, or of another store on the same directory
+// (a second process given the same data directory, replicas sharing a
+// dir:// blob directory, a tool reading the archive).
+const StaleTemp = 10 * time.Minute
+
+// RemoveTemp deletes the temporary files under the store's directory that
+// were last modified more than olderThan ago, and returns how many it
+// deleted. NewFile calls it with StaleTemp; the leftovers of a crash that
+// were younger then are for a later call.
+func (f *File) RemoveTemp(olderThan time.Duration) (int, error) {
+	n := 0
+	now := time.Now()
+	err := filepath.WalkDir(f.dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && strings.HasPrefix(d.Name(), TempPrefix) {
-			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), TempPrefix) {
+			return nil
 		}
+		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // renamed or removed meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		if now.Sub(fi.ModTime()) <= olderThan {
+			return nil
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		n++
 		return nil
 	})
+	return n, err
 }
 
 // Dir returns the absolute directory the store keeps its files in.

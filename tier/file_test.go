@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-tiered/nts/tier"
 	"github.com/nats-tiered/nts/tier/tiertest"
@@ -129,14 +130,18 @@ func TestFilePutFailureRemovesTemp(t *testing.T) {
 }
 
 // TestFileRemovesLeftovers checks NewFile deletes temporary files a crash
-// left behind, keeps objects, and List never shows temporary files.
+// left behind (unmodified for StaleTemp), keeps objects and a temporary
+// file another store on the directory may be writing, and List never shows
+// temporary files.
 func TestFileRemovesLeftovers(t *testing.T) {
 	dir := t.TempDir()
+	old := time.Now().Add(-2 * tier.StaleTemp)
 	for path, data := range map[string]string{
 		"S/00000000000000000001-00000000000000000002.blk": "kept",
 		"S/" + tier.TempPrefix + "12345":                  "partial",
 		tier.TempPrefix + "9":                             "partial",
 		"a/b/" + tier.TempPrefix + "x":                    "partial",
+		"S/" + tier.TempPrefix + "young":                  "writing",
 	} {
 		p := filepath.Join(dir, filepath.FromSlash(path))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -145,10 +150,23 @@ func TestFileRemovesLeftovers(t *testing.T) {
 		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		if data == "partial" {
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	f := newFile(t, dir)
-	if tmp := tempFiles(t, dir); len(tmp) != 0 {
-		t.Fatalf("NewFile left temporary files: %q", tmp)
+	tmp := tempFiles(t, dir)
+	if len(tmp) != 1 || filepath.Base(tmp[0]) != tier.TempPrefix+"young" {
+		t.Fatalf("NewFile left temporary files %q, want the young one only", tmp)
+	}
+	minuteAgo := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(tmp[0], minuteAgo, minuteAgo); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.RemoveTemp(time.Second); err != nil || n != 1 || len(tempFiles(t, dir)) != 0 {
+		t.Fatalf("RemoveTemp(1s) of a file a minute old: %d removed, %v", n, err)
 	}
 	infos, err := f.List(t.Context(), "")
 	if err != nil {

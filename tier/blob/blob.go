@@ -17,6 +17,7 @@ package blob
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-tiered/nts/tier"
 )
@@ -67,6 +68,17 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Blob, error) {
 		be = s
 	}
 	return &Blob{cfg: cfg, be: be}, nil
+}
+
+// RemoveTemp deletes a dir:// store's temporary files last modified more
+// than olderThan ago and returns how many (see tier.File.RemoveTemp). An S3
+// store leaves no temporary objects (a failed multipart upload is aborted)
+// and returns 0.
+func (b *Blob) RemoveTemp(olderThan time.Duration) (int, error) {
+	if f, ok := b.be.(*tier.File); ok {
+		return f.RemoveTemp(olderThan)
+	}
+	return 0, nil
 }
 
 // Name returns "blob".
