@@ -44,11 +44,12 @@ type tempRemover interface {
 // sweep deletes the partial writes a crash left in the tiers (temporary
 // files unmodified for tier.StaleTemp), and orphans: objects in a tier that
 // the index does not list, that end at or below their archive's head, and
-// that were written longer than orphanGrace ago. A leader that crashed, froze or was deposed between
-// writing a block and committing it leaves one; so does a block expired by
-// another replica while this one held a local copy. A block being written
-// now ends above the head until it is committed, and is never touched. In
-// the shared blob tier only the archives this replica leads are swept.
+// that were written longer than orphanGrace ago. A leader that crashed,
+// froze or was deposed between writing a block and committing it leaves
+// one; so does a block expired by another replica while this one held a
+// local copy. A block being written now ends above the head until it is
+// committed, and is never touched. In the shared blob tier only the
+// archives this replica leads are swept.
 func (a *archiver) sweep(ctx context.Context, now time.Time) {
 	heads := map[string]uint64{}
 	for _, s := range a.ix.Streams() {
