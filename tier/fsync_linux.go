@@ -91,14 +91,7 @@ var (
 
 // syncFile commits f's data and metadata to stable storage, as f.Sync does.
 func syncFile(f *os.File) error {
-	aioOnce.Do(func() {
-		s, err := newAIOSyncer()
-		if err != nil {
-			aioOff.Store(true)
-			return
-		}
-		aio = s
-	})
+	aioOnce.Do(initAIO)
 	if aioOff.Load() {
 		return f.Sync()
 	}
@@ -140,6 +133,16 @@ const (
 	aioUnsupported                  // AIO cannot fsync here at all
 	aioBusy                         // out of AIO resources for now
 )
+
+// initAIO makes the process's AIO context, or turns AIO off.
+func initAIO() {
+	s, err := newAIOSyncer()
+	if err != nil {
+		aioOff.Store(true)
+		return
+	}
+	aio = s
+}
 
 func newAIOSyncer() (*aioSyncer, error) {
 	var ctx uintptr

@@ -92,3 +92,25 @@ func TestSyncFileErrors(t *testing.T) {
 		t.Fatal("a bad descriptor turned AIO off")
 	}
 }
+
+// TestSyncFileWithoutAIO: where AIO is off (an old kernel, a sandbox that
+// refuses io_setup), syncFile is fsync(2), errors included.
+func TestSyncFileWithoutAIO(t *testing.T) {
+	aioOnce.Do(initAIO) // settle whether AIO is on before turning it off
+	was := aioOff.Swap(true)
+	t.Cleanup(func() { aioOff.Store(was) })
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syncFile(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := syncFile(f); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("sync of a closed file: %v, want os.ErrClosed", err)
+	}
+}
