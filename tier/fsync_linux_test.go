@@ -70,17 +70,7 @@ func TestSyncFileConcurrent(t *testing.T) {
 // TestSyncFileErrors: a closed file and a bad descriptor are errors, and
 // neither turns AIO off.
 func TestSyncFileErrors(t *testing.T) {
-	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syncFile(f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if err := syncFile(f); !errors.Is(err, os.ErrClosed) {
-		t.Fatalf("sync of a closed file: %v, want os.ErrClosed", err)
-	}
+	syncThenClosed(t)
 	if aioOff.Load() {
 		t.Skip("AIO fsync is not available here")
 	}
@@ -97,8 +87,17 @@ func TestSyncFileErrors(t *testing.T) {
 // refuses io_setup), syncFile is fsync(2), errors included.
 func TestSyncFileWithoutAIO(t *testing.T) {
 	aioOnce.Do(initAIO) // settle whether AIO is on before turning it off
-	was := aioOff.Swap(true)
-	t.Cleanup(func() { aioOff.Store(was) })
+	// With no context at all, any use of AIO would fail the test.
+	was, ctx := aioOff.Swap(true), aio
+	aio = nil
+	t.Cleanup(func() { aioOff.Store(was); aio = ctx })
+	syncThenClosed(t)
+}
+
+// syncThenClosed syncs a written file, then the same file closed, which
+// must be os.ErrClosed.
+func syncThenClosed(t *testing.T) {
+	t.Helper()
 	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
 	if err != nil {
 		t.Fatal(err)
