@@ -96,9 +96,9 @@ type term struct {
 
 	mu        sync.Mutex
 	b         *block.Builder
-	last      jetstream.Msg // newest message added to the builder
-	lastAdded uint64        // highest seq handed to a builder this term
-	delivered uint64        // consumer sequence of the last message handled
+	last      *nats.Msg // newest message added to the builder
+	lastAdded uint64    // highest seq handed to a builder this term
+	delivered uint64    // consumer sequence of the last message handled
 	// gen counts the builders handed over: a linger timer armed at gen
 	// seals only while gen has not moved.
 	gen     uint64
@@ -119,7 +119,7 @@ type term struct {
 // the writer fills in the rest and closes written.
 type sealJob struct {
 	b    *block.Builder
-	last jetstream.Msg
+	last *nats.Msg
 
 	written chan struct{}
 	bm      block.Meta
@@ -190,13 +190,12 @@ func (in *ingest) run(ctx context.Context) error {
 // deleted, a message that cannot be archived). When it returns, no
 // message is being added and none will be.
 //
-// Messages come through Consume's callback rather than an iterator's Next:
-// it costs less a message (no timer and no channel hop each). A handler
-// that blocks (a sealer still busy with earlier blocks, a tier being
-// retried) stops the pulls, but for the one Consume sends after each missed
-// heartbeat: over a long wait deliveries pile up until the client drops
-// some as a slow consumer, which add notices as a gap in the consumer
-// sequence.
+// Messages come through a puller, one at a time on one goroutine. A
+// handler that blocks (a sealer still busy with earlier blocks, a tier
+// being retried) stops the pulls, but for the window the puller asks for
+// anew when two heartbeat intervals pass with nothing received: over a
+// long wait deliveries pile up until the client drops some as a slow
+// consumer, which add notices as a gap in the consumer sequence.
 func (in *ingest) consume(ctx context.Context, t *term, cons jetstream.Consumer) error {
 	failed := make(chan error, 1)
 	fail := func(err error) {
@@ -205,32 +204,24 @@ func (in *ingest) consume(ctx context.Context, t *term, cons jetstream.Consumer)
 		default:
 		}
 	}
-	var lastErr atomic.Pointer[error]
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		if err := in.handle(ctx, t, m); err != nil {
-			fail(err)
-		}
-	},
-		pullWindow(cons.CachedInfo().Config, in.js.Conn().MaxPayload()),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			lastErr.Store(&err)
-			in.log.Debug("consume", "source", in.pol.source, "err", err)
-		}))
+	info := cons.CachedInfo()
+	msgs, bytes := pullWindow(info.Config, in.js.Conn().MaxPayload())
+	p, err := newPuller(in.js.Conn(), apiPrefix(in.js.Options()),
+		pullConfig{stream: info.Stream, consumer: info.Name, maxMsgs: msgs, maxBytes: bytes},
+		func(m *nats.Msg) {
+			if err := in.handle(ctx, t, m); err != nil {
+				fail(err)
+			}
+		},
+		func(err error) { fail(fmt.Errorf("fetch from %s: %w", in.pol.source, err)) }, in.log)
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", in.pol.source, err)
 	}
 	select {
 	case <-ctx.Done():
 	case err = <-failed:
-	case <-cc.Closed():
-		err = errors.New("consuming stopped")
-		if p := lastErr.Load(); p != nil {
-			err = *p
-		}
-		err = fmt.Errorf("fetch from %s: %w", in.pol.source, err)
 	}
-	cc.Stop()
-	<-cc.Closed()
+	p.Stop()
 	t.mu.Lock()
 	t.stopped = true
 	if t.linger != nil {
@@ -243,11 +234,25 @@ func (in *ingest) consume(ctx context.Context, t *term, cons jetstream.Consumer)
 	return err
 }
 
+// apiPrefix is the JetStream API prefix of o: its APIPrefix, or that of
+// its domain.
+func apiPrefix(o jetstream.JetStreamOptions) string {
+	switch {
+	case o.Domain != "":
+		return "$JS." + o.Domain + ".API."
+	case o.APIPrefix == "":
+		return jetstream.DefaultAPIPrefix
+	case !strings.HasSuffix(o.APIPrefix, "."):
+		return o.APIPrefix + "."
+	}
+	return o.APIPrefix
+}
+
 // handle puts one delivered message in the builder and hands the builder
 // over when it is full, or when it holds enough and the stream has gone
 // quiet; it arms the linger timer on a builder's first message. An error
 // ends the consuming: the handler adds nothing more.
-func (in *ingest) handle(ctx context.Context, t *term, m jetstream.Msg) error {
+func (in *ingest) handle(ctx context.Context, t *term, m *nats.Msg) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopped || t.b == nil {
@@ -304,20 +309,14 @@ const (
 func idleAfter(linger time.Duration) time.Duration { return min(linger/4, maxIdle) }
 
 // The client holds at most pullBytes of a stream fetched ahead of the
-// handler (PullMaxBytes; more only where the server allows larger messages,
-// see fetchWindow): room for the handler never to wait on a nearby server,
+// handler (more only where the server allows larger messages, see
+// fetchWindow): room for the handler never to wait on a nearby server,
 // while a replica's memory stays bounded. The peak RSS of a replica with a
 // 64 MiB memory tier is 119–126 MiB at 4 MiB against 135–139 at 16.
 //
-// The window is kept in bytes, not messages: the client asks for more once
-// less than half of it is left (2 MiB here), for what was used. A message
-// cap with a byte limit (PullMaxMessagesWithBytesLimit) would count each
-// request as bringing its whole batch of messages, so once the byte limit
-// binds (4096 × 4 KiB messages is more than 4 MiB) the client asks for more
-// only after the server has said the request is done, that is after the
-// handler has taken every message of it: fetching stops while the handler
-// works, and draining 4 KiB messages was 12% slower. Across a link of round
-// trip r, a stream ingests at most 2 to 4 MiB per r.
+// The client asks for more once less than half of the window is left (2
+// MiB here), for what was used. Across a link of round trip r, a stream
+// ingests at most 2 to 4 MiB per r.
 const pullBytes = 4 << 20
 
 // fetchWindow is the window fetched ahead from a server of max_payload
@@ -334,20 +333,21 @@ func fetchWindow(maxPayload int64) int {
 
 const maxOverhead = 64 << 10
 
-// pullWindow is how the ingest fetches ahead from a consumer of cfg: by a
-// byte window (fetchWindow), within the most messages a pull request of the
-// consumer may ask for, which it inherits from the server's jetstream
-// limits (max_request_batch): the server refuses a request for more, and
-// Consume would ask again and again. Under such a limit the window counts
-// messages too, as PullMaxMessagesWithBytesLimit counts them (fetching then
-// pauses while the handler takes the last messages of a request that filled
-// its bytes).
-func pullWindow(cfg jetstream.ConsumerConfig, maxPayload int64) jetstream.PullConsumeOpt {
-	window := fetchWindow(maxPayload)
+// pullMsgs is the window's count of messages where nothing bounds it: the
+// bytes bind first.
+const pullMsgs = 1 << 20
+
+// pullWindow is the window, in messages and bytes, that the ingest fetches
+// ahead from a consumer of cfg: fetchWindow's bytes, within the most
+// messages a pull request of the consumer may ask for, which it inherits
+// from the server's jetstream limits (max_request_batch): the server
+// refuses a request for more.
+func pullWindow(cfg jetstream.ConsumerConfig, maxPayload int64) (msgs, bytes int) {
+	msgs = pullMsgs
 	if cfg.MaxRequestBatch > 0 {
-		return jetstream.PullMaxMessagesWithBytesLimit(cfg.MaxRequestBatch, window)
+		msgs = min(msgs, cfg.MaxRequestBatch)
 	}
-	return jetstream.PullMaxBytes(window)
+	return msgs, fetchWindow(maxPayload)
 }
 
 // sealAfter returns a timer that hands the builder over after d, if it is
@@ -593,10 +593,10 @@ func (in *ingest) resetConsumer(ctx context.Context, str jetstream.Stream, cfg j
 
 // add puts one fetched message in the builder, or acks it when an earlier
 // term already archived it; it reports whether it added it.
-func (in *ingest) add(ctx context.Context, t *term, m jetstream.Msg) (ackMeta, bool, error) {
-	meta, err := parseAck(m.Reply())
+func (in *ingest) add(ctx context.Context, t *term, m *nats.Msg) (ackMeta, bool, error) {
+	meta, err := parseAck(m.Reply)
 	if err != nil {
-		return meta, false, fmt.Errorf("message metadata: %w: %q", err, m.Reply())
+		return meta, false, fmt.Errorf("message metadata: %w: %q", err, m.Reply)
 	}
 	// The term's consumer is new, so its deliveries are numbered from 1
 	// with no gap. A gap means deliveries were lost on their way (the
@@ -614,7 +614,7 @@ func (in *ingest) add(ctx context.Context, t *term, m jetstream.Msg) (ackMeta, b
 	case seq <= t.head.LastSeq:
 		in.stats.Skipped.Add(1)
 		in.verify(ctx, t, in.toBlock(m, seq, meta.time))
-		if err := m.Ack(); err != nil {
+		if err := m.Respond(ackAck); err != nil {
 			in.log.Warn("ack of an archived message failed; it will come again", "seq", seq, "err", err)
 		}
 		return meta, false, nil
@@ -628,10 +628,10 @@ func (in *ingest) add(ctx context.Context, t *term, m jetstream.Msg) (ackMeta, b
 	return meta, true, nil
 }
 
-func (in *ingest) toBlock(m jetstream.Msg, seq uint64, ts int64) block.Msg {
-	bm := block.Msg{Seq: seq, Subject: m.Subject(), Header: encodeHeader(m.Headers()), Data: m.Data(), Time: ts}
+func (in *ingest) toBlock(m *nats.Msg, seq uint64, ts int64) block.Msg {
+	bm := block.Msg{Seq: seq, Subject: m.Subject, Header: encodeHeader(m.Header), Data: m.Data, Time: ts}
 	if in.pol.kind == "kv" {
-		bm.Mark = kvMark(m.Headers())
+		bm.Mark = kvMark(m.Header)
 	}
 	return bm
 }
@@ -738,19 +738,17 @@ func (in *ingest) commit(ctx context.Context, t *term, job *sealJob) error {
 // all, so the server takes it for every earlier one. The ack waits for the
 // server's confirmation; a lost ack means the messages come again, and are
 // then acked as already archived.
-func (in *ingest) ack(ctx context.Context, last jetstream.Msg, seq uint64) {
+func (in *ingest) ack(ctx context.Context, last *nats.Msg, seq uint64) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	var err error
-	if in.acks != nil {
-		// An ack published on the other connection, so that its
-		// confirmation does not wait behind the deliveries queued for
-		// this one; as DoubleAck does, it waits for the server's reply.
-		_, err = in.acks.RequestWithContext(actx, last.Reply(), []byte("+ACK"))
-	} else {
-		err = last.DoubleAck(actx)
+	// The ack is published on the other connection where there is one, so
+	// that its confirmation does not wait behind the deliveries queued for
+	// this one; as DoubleAck does, it waits for the server's reply.
+	nc := in.acks
+	if nc == nil {
+		nc = in.js.Conn()
 	}
-	if err != nil {
+	if _, err := nc.RequestWithContext(actx, last.Reply, ackAck); err != nil {
 		in.log.Warn("block ack not confirmed; its messages may come again and will be skipped", "last_seq", seq, "err", err)
 	}
 }

@@ -3,11 +3,13 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nats-tiered/nts/block"
@@ -77,12 +79,13 @@ func TestQuietBacklogSeal(t *testing.T) {
 }
 
 // deliveries publishes n messages of size bytes to a new stream and returns
-// them as an AckAll consumer delivers them.
-func deliveries(t *testing.T, stream string, n, size int) []jetstream.Msg {
+// them as an AckAll consumer delivers them, fetched with one pull request.
+func deliveries(t *testing.T, stream string, n, size int) []*nats.Msg {
 	t.Helper()
 	ctx := context.Background()
 	srv := testenv.RunNATS(t)
-	js, err := jetstream.New(testenv.Connect(t, srv))
+	nc := testenv.Connect(t, srv)
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,16 +102,22 @@ func deliveries(t *testing.T, stream string, n, size int) []jetstream.Msg {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+	inbox := nc.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var msgs []jetstream.Msg
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
+	next := jetstream.DefaultAPIPrefix + "CONSUMER.MSG.NEXT." + stream + "." + cons.CachedInfo().Name
+	if err := nc.PublishRequest(next, inbox, fmt.Appendf(nil, `{"batch":%d}`, n)); err != nil {
+		t.Fatal(err)
 	}
-	if len(msgs) != n {
-		t.Fatalf("fetched %d messages, want %d (%v)", len(msgs), n, batch.Error())
+	var msgs []*nats.Msg
+	for range n {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d deliveries: %v", len(msgs), err)
+		}
+		msgs = append(msgs, m)
 	}
 	return msgs
 }

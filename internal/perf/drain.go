@@ -73,9 +73,10 @@ const AckBatchSize = 8192
 
 // Drain reads the first n messages of stream through a new pull consumer
 // acking as ack says, and returns how long it took from the consumer's
-// creation. It reads through Consume's callback, as nts does: the
-// comparison is of what each does with a message, not of two ways of
-// receiving it (an iterator's Next costs more a message).
+// creation. It reads through jetstream's Consume callback, the cheapest way
+// the client library offers (an iterator's Next costs more a message); nts
+// speaks the pull protocol itself, with less work a message than Consume
+// (see service's puller).
 func Drain(ctx context.Context, js jetstream.JetStream, stream string, n int, ack Ack) (time.Duration, error) {
 	cfg := jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: -1}
 	switch ack {
