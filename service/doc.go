@@ -20,20 +20,21 @@
 //     acked, archived or not, and keeping it holds nts's interest in the
 //     stream while no replica runs. A server that cannot reset a consumer
 //     gets the delete and a warning.
-//  2. It fills a block builder from Consume's callback, the client keeping
-//     a window of 4 MiB fetched ahead (or the server's max_payload and a
-//     little more, where that is larger; it asks for more as soon as half
-//     of it is used), and hands the builder over when it reaches the
-//     target size, when its oldest message has waited max_linger, or,
-//     holding at least a quarter of the target size, when the stream has
-//     gone quiet: nothing pending at the server after the last message and
-//     no message for a quarter of max_linger (at most 100ms) since that one
-//     was stored. The tail of a burst is then archived at once, and the
-//     last block of a drained backlog as its last message comes, while a
+//  2. It fills a block builder from the consumer's deliveries, fetched by a
+//     pull loop of its own (puller: the JetStream pull protocol on a core
+//     subscription, with a heartbeat check once an interval rather than a
+//     timer rearmed each message) that keeps a window of 4 MiB fetched ahead
+//     (or the server's max_payload and a little more, where that is larger)
+//     and asks for more as soon as half of it is used. It hands the builder
+//     over when it reaches the target size, when its oldest message has waited
+//     max_linger, or, holding at least a quarter of the target size, when the
+//     stream has gone quiet: nothing pending at the server after the last
+//     message and no message for a quarter of max_linger (at most 100ms) since
+//     that one was stored. The tail of a burst is then archived at once, and
+//     the last block of a drained backlog as its last message comes, while a
 //     steady stream still fills whole blocks and a trickle seals by
-//     max_linger. Up to two
-//     sealed blocks are written to the tiers while the next fills; a
-//     handler waiting for the writer stops the pulls.
+//     max_linger. Up to two sealed blocks are written to the tiers while the
+//     next fills; a handler waiting for the writer stops the pulls.
 //  3. A written block is committed in order: a compare-and-set of the head
 //     (which fences a deposed leader: its commit fails and it never acks)
 //     and the block's index entry.

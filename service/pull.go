@@ -46,6 +46,7 @@ type puller struct {
 	maxBytes  int // bytes in the window
 	expires   time.Duration
 	heartbeat time.Duration
+	retry     time.Duration
 
 	sub     *nats.Subscription
 	status  chan nats.Status
@@ -57,6 +58,7 @@ type puller struct {
 	msgs    int  // messages requested and not yet handled or released
 	bytes   int  // bytes requested and not yet handled or released
 	starved int  // requests ended for a message too large, since a delivery
+	noResp  int  // requests in a row that nothing answered
 	closed  bool // no more requests
 	failed  bool
 }
@@ -67,9 +69,17 @@ type pullConfig struct {
 	// maxMsgs and maxBytes bound the window fetched ahead of the handler.
 	maxMsgs, maxBytes int
 	// expires is a request's lifetime, heartbeat the server's idle
-	// heartbeat while it waits; 0 means pullExpires and pullHeartbeat.
-	expires, heartbeat time.Duration
+	// heartbeat while it waits, retry the wait before asking again when
+	// nothing answered; 0 means pullExpires, pullHeartbeat and pullRetry.
+	expires, heartbeat, retry time.Duration
 }
+
+// maxNoResponders is how many requests in a row nothing may answer before
+// the puller takes the consumer for gone.
+const maxNoResponders = 5
+
+// errConsumerGone: the consumer's subject has no responder.
+var errConsumerGone = errors.New("consumer gone")
 
 // maxStarved is how many requests in a row may end with no delivery
 // because the next message does not fit them before the puller gives up:
@@ -77,10 +87,12 @@ type pullConfig struct {
 // message; more, only when it is larger than the whole window.
 const maxStarved = 16
 
-// Defaults of a pull request: as jetstream's Consume has them.
+// Defaults of a pull request, as jetstream's Consume has them, and of the
+// wait before asking again when nothing answered one.
 const (
 	pullExpires   = 30 * time.Second
 	pullHeartbeat = 15 * time.Second
+	pullRetry     = time.Second
 )
 
 // The status codes the server answers a pull request with.
@@ -110,6 +122,7 @@ func newPuller(nc *nats.Conn, prefix string, cfg pullConfig, handler func(*nats.
 		maxBytes:  cfg.maxBytes,
 		expires:   cmp.Or(cfg.expires, pullExpires),
 		heartbeat: cmp.Or(cfg.heartbeat, pullHeartbeat),
+		retry:     cmp.Or(cfg.retry, pullRetry),
 		stop:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 	}
@@ -167,7 +180,7 @@ func (p *puller) deliver(m *nats.Msg) {
 	p.mu.Lock()
 	p.msgs = max(p.msgs-1, 0)
 	p.bytes = max(p.bytes-m.Size(), 0)
-	p.starved = 0
+	p.starved, p.noResp = 0, 0
 	if p.msgs <= p.maxMsgs/2 || p.bytes <= p.maxBytes/2 {
 		p.request()
 	}
@@ -177,6 +190,11 @@ func (p *puller) deliver(m *nats.Msg) {
 // onStatus acts on a status message.
 func (p *puller) onStatus(m *nats.Msg) {
 	code, descr := m.Header.Get("Status"), m.Header.Get("Description")
+	if code != statusNoResp {
+		p.mu.Lock()
+		p.noResp = 0
+		p.mu.Unlock()
+	}
 	switch {
 	case code == statusHeartbeat, code == "":
 		return
@@ -212,12 +230,22 @@ func (p *puller) onStatus(m *nats.Msg) {
 	case code == statusConflict && containsFold(descr, "consumer deleted"):
 		p.fail(jetstream.ErrConsumerDeleted)
 	case code == statusNoResp:
-		// Nothing answers the API subject: JetStream is away. The watch
-		// asks again after a heartbeat interval.
-		p.log.Debug("pull request found no responders", "subject", p.next)
+		// Nothing answers the consumer's subject: the consumer is gone
+		// (deleted while the connection was down, or lost with its
+		// server) or JetStream is not ready. Ask again a few times, then
+		// end the consuming, so that the next term makes the consumer
+		// anew.
 		p.mu.Lock()
 		p.msgs, p.bytes = 0, 0
+		p.noResp++
+		n := p.noResp
 		p.mu.Unlock()
+		if n > maxNoResponders {
+			p.fail(fmt.Errorf("%w: nothing answers pull requests on %s", errConsumerGone, p.next))
+			return
+		}
+		p.log.Debug("pull request found no responders; asking again", "subject", p.next, "attempt", n)
+		time.AfterFunc(p.retry, p.renew)
 	default:
 		// A request the server refuses (400, or 409 over one of the
 		// consumer's limits) is refused again on every retry.
@@ -237,7 +265,10 @@ func (p *puller) watch() {
 		select {
 		case <-p.stop:
 			return
-		case s := <-p.status:
+		case s, ok := <-p.status:
+			if !ok {
+				return // Stop removed the listener
+			}
 			switch s {
 			case nats.RECONNECTING:
 				down = true

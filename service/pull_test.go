@@ -340,3 +340,27 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestPullerConsumerGone: pull requests for a consumer that is not there
+// find no responders; after a few tries the fetching ends, so that the next
+// term makes the consumer anew.
+func TestPullerConsumerGone(t *testing.T) {
+	e := newPullEnv(t, jetstream.ConsumerConfig{})
+	errs := make(chan error, 1)
+	p, err := newPuller(e.nc, jetstream.DefaultAPIPrefix,
+		pullConfig{stream: "PULL", consumer: "MISSING", maxMsgs: pullMsgs, maxBytes: pullBytes, retry: 50 * time.Millisecond},
+		func(*nats.Msg) { t.Error("a delivery from a consumer that is not there") },
+		func(err error) { errs <- err }, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	select {
+	case err := <-errs:
+		if !errors.Is(err, errConsumerGone) {
+			t.Fatalf("failed with %v, want errConsumerGone", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("requests nothing answered did not end the fetching")
+	}
+}
