@@ -142,6 +142,15 @@ func newPuller(nc *nats.Conn, prefix string, cfg pullConfig, handler func(*nats.
 		return nil, err
 	}
 	sub.SetClosedHandler(func(string) { close(p.stopped) })
+	// The client drops what a subscription holds beyond its limits, as a
+	// slow consumer. Room for two windows: a renewal may ask for a window
+	// while the server still fills the requests it replaces; a window
+	// larger than the default limit is a server's max_payload near it.
+	if err := sub.SetPendingLimits(-1, max(nats.DefaultSubPendingBytesLimit, 2*cfg.maxBytes)); err != nil {
+		sub.Unsubscribe()
+		nc.RemoveStatusListener(p.status)
+		return nil, err
+	}
 	p.sub = sub
 	p.mu.Lock()
 	p.request()

@@ -144,6 +144,23 @@ func TestPullerWindow(t *testing.T) {
 	}
 }
 
+// TestPullerPendingLimits: the subscription holds two windows, however
+// large, before the client drops deliveries as a slow consumer.
+func TestPullerPendingLimits(t *testing.T) {
+	e := newPullEnv(t, jetstream.ConsumerConfig{})
+	for _, window := range []int{pullBytes, 64 << 20} {
+		p := newPulled().start(t, e.nc, pullConfig{maxMsgs: pullMsgs, maxBytes: window}, slog.New(slog.DiscardHandler))
+		msgs, bytes, err := p.sub.PendingLimits()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msgs >= 0 || bytes < 2*window {
+			t.Fatalf("window %d: pending limits %d messages, %d bytes; want no message limit and two windows", window, msgs, bytes)
+		}
+		p.Stop()
+	}
+}
+
 // TestPullerBatchLimit drains a consumer whose pull requests may ask for 7
 // messages at most, with a window of 7.
 func TestPullerBatchLimit(t *testing.T) {
