@@ -110,6 +110,9 @@ type term struct {
 	seen      map[uint64]uint32 // content sums of the block holding redelivered seqs
 	seenBlock uint64
 
+	hdr     []byte   // scratch: the header bytes of the message being added
+	hdrKeys []string // scratch: its header keys, sorted
+
 	jobs chan *sealJob
 	free chan *block.Builder
 	acks sync.WaitGroup // block acks awaiting the server's confirmation
@@ -613,7 +616,7 @@ func (in *ingest) add(ctx context.Context, t *term, m *nats.Msg) (ackMeta, bool,
 	switch {
 	case seq <= t.head.LastSeq:
 		in.stats.Skipped.Add(1)
-		in.verify(ctx, t, in.toBlock(m, seq, meta.time))
+		in.verify(ctx, t, in.toBlock(t, m, seq, meta.time))
 		if err := m.Respond(ackAck); err != nil {
 			in.log.Warn("ack of an archived message failed; it will come again", "seq", seq, "err", err)
 		}
@@ -621,15 +624,21 @@ func (in *ingest) add(ctx context.Context, t *term, m *nats.Msg) (ackMeta, bool,
 	case seq <= t.lastAdded:
 		return meta, false, nil // redelivered while its block fills or seals
 	}
-	if err := t.b.Add(in.toBlock(m, seq, meta.time)); err != nil {
+	if err := t.b.Add(in.toBlock(t, m, seq, meta.time)); err != nil {
 		return meta, false, err
 	}
 	t.last, t.lastAdded = m, seq
 	return meta, true, nil
 }
 
-func (in *ingest) toBlock(m *nats.Msg, seq uint64, ts int64) block.Msg {
-	bm := block.Msg{Seq: seq, Subject: m.Subject, Header: encodeHeader(m.Header), Data: m.Data, Time: ts}
+// toBlock is m as a block holds it; its header bytes are t's scratch,
+// valid until the next call.
+func (in *ingest) toBlock(t *term, m *nats.Msg, seq uint64, ts int64) block.Msg {
+	bm := block.Msg{Seq: seq, Subject: m.Subject, Data: m.Data, Time: ts}
+	if len(m.Header) > 0 {
+		t.hdr, t.hdrKeys = appendHeader(t.hdr[:0], t.hdrKeys, m.Header)
+		bm.Header = t.hdr
+	}
 	if in.pol.kind == "kv" {
 		bm.Mark = kvMark(m.Header)
 	}
