@@ -231,3 +231,27 @@ func TestOpenStable(t *testing.T) {
 		t.Fatalf("the stable reader checked a frame again: %v", err)
 	}
 }
+
+// TestVerify: a sealed block verifies, and any one flipped byte, or a
+// truncation, fails with ErrCorrupt without reading a message.
+func TestVerify(t *testing.T) {
+	blk, meta := seal(t, Options{Stream: "S", Codec: CodecS2, FrameSize: 300, Subjects: true}, edgeMsgs(10)[:8])
+	if meta.Frames < 3 {
+		t.Fatalf("want several frames, got %d", meta.Frames)
+	}
+	if err := Verify(blk); err != nil {
+		t.Fatal(err)
+	}
+	for i := range blk {
+		bad := bytes.Clone(blk)
+		bad[i] ^= 0x01
+		if err := Verify(bad); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("flip at %d of %d: Verify = %v, want ErrCorrupt", i, len(blk), err)
+		}
+	}
+	for _, n := range []int{0, 3, len(blk) / 2, len(blk) - 1} {
+		if err := Verify(blk[:n]); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("truncated to %d: Verify = %v, want ErrCorrupt", n, err)
+		}
+	}
+}

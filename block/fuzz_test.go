@@ -69,6 +69,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add(append(make([]byte, 16), magic+"\x01\x00"+"\xff\xff\xff\xff\xff\xff\xff\x7f\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00"+magic...))
 
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if err := Verify(b); err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("Verify: %v does not wrap ErrCorrupt", err)
+		}
 		for _, cfg := range []openConfig{defaultConfig, fuzzConfig} {
 			if r, err := openBytes(b, cfg); err == nil {
 				checkReader(t, r)

@@ -82,6 +82,19 @@ func OpenStable(ctx context.Context, size int64, read ReadRangeFunc) (*Reader, e
 	return r, nil
 }
 
+// Verify checks every part of the block b that a reader checks: its
+// header, trailer and footer, and the checksum of every frame. It returns
+// an error wrapping ErrCorrupt if any fails.
+func Verify(b []byte) error {
+	if err := parseHeader(b); err != nil {
+		return err
+	}
+	_, err := OpenStable(context.Background(), int64(len(b)), func(_ context.Context, off, n int64) ([]byte, error) {
+		return b[off : off+n], nil // open and the frame checks stay within len(b)
+	})
+	return err
+}
+
 // OpenBytes returns a reader for the block b, which the reader keeps: b
 // must not be modified while the reader is in use.
 func OpenBytes(b []byte) (*Reader, error) {

@@ -113,7 +113,8 @@ type TiersConfig struct {
 	Memory TierConfig `yaml:"memory"`
 	File   TierConfig `yaml:"file"`
 	Blob   TierConfig `yaml:"blob"`
-	// PolicyInterval is how often eviction runs.
+	// PolicyInterval is how often eviction runs, and the repair of block
+	// copies that reads found corrupt.
 	PolicyInterval Duration `yaml:"policy_interval"`
 }
 

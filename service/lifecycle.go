@@ -11,10 +11,11 @@ import (
 )
 
 // lifecycle runs the tiers' eviction policies every interval until ctx is
-// done. Memory and file tiers are this replica's own and it manages all of
-// them; the shared blob tier is managed, stream by stream, by the stream's
-// leader, which also keeps the index current: the tiers a block is in, and
-// for a block expired from the coldest tier, its entry removed.
+// done, after repairing the copies reads found corrupt. Memory and file
+// tiers are this replica's own and it manages all of them; the shared blob
+// tier is managed, stream by stream, by the stream's leader, which also
+// keeps the index current: the tiers a block is in, and for a block expired
+// from the coldest tier, its entry removed.
 func (a *archiver) lifecycle(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -25,6 +26,7 @@ func (a *archiver) lifecycle(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
+		a.repair(ctx)
 		a.evict(ctx, time.Now())
 		// Sweeping lists every tier again: once per grace period is enough,
 		// since nothing younger than that is swept anyway.
@@ -32,6 +34,18 @@ func (a *archiver) lifecycle(ctx context.Context, every time.Duration) {
 			a.sweep(ctx, now)
 			swept = now
 		}
+	}
+}
+
+// repair rewrites the block copies that reads found corrupt since the last
+// round, each from a good copy in another tier (tier.Controller.Repair).
+func (a *archiver) repair(ctx context.Context) {
+	n, err := a.ctrl.Repair(ctx)
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("repairing corrupt block copies; the next round tries again", "err", err)
+	}
+	if n > 0 {
+		a.log.Info("corrupt block copies rewritten from other tiers", "copies", n)
 	}
 }
 

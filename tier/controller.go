@@ -26,8 +26,9 @@ type Level struct {
 }
 
 // Controller writes sealed blocks through to every tier, reads them back
-// hottest first (falling through on a miss or a corrupt copy), and moves
-// them between tiers by policy (Evict) or on request (Promote, Demote).
+// hottest first (falling through on a miss or a corrupt copy, which Repair
+// later rewrites from a good one), and moves them between tiers by policy
+// (Evict) or on request (Promote, Demote).
 // Levels are ordered hottest first. A Controller is safe for concurrent use.
 type Controller struct {
 	levels  []Level
@@ -37,11 +38,18 @@ type Controller struct {
 	streams sync.Map // stream name -> *streamReads
 
 	mu      sync.Mutex
-	evicted []Eviction // evictions a store made on its own, for the next Evict
+	evicted []Eviction           // evictions a store made on its own, for the next Evict
+	corrupt map[copyRef]struct{} // copies found corrupt, for the next Repair
+}
+
+// copyRef is the copy of a block in one tier.
+type copyRef struct {
+	level int
+	key   string
 }
 
 type levelStats struct {
-	reads, hits, misses, corrupt, errors, writes, evictions atomic.Int64
+	reads, hits, misses, corrupt, errors, writes, evictions, repairs atomic.Int64
 }
 
 // TierStats counts what one tier did since the controller started.
@@ -54,6 +62,8 @@ type TierStats struct {
 	Errors    int64  `json:"errors"`
 	Writes    int64  `json:"writes"`
 	Evictions int64  `json:"evictions"`
+	// Repairs counts corrupt copies rewritten from another tier.
+	Repairs int64 `json:"repairs"`
 }
 
 // ControllerOption configures a Controller.
@@ -120,6 +130,7 @@ func (c *Controller) Stats() []TierStats {
 		out[i] = TierStats{
 			Tier: l.Tier.Name(), Reads: s.reads.Load(), Hits: s.hits.Load(), Misses: s.misses.Load(),
 			Corrupt: s.corrupt.Load(), Errors: s.errors.Load(), Writes: s.writes.Load(), Evictions: s.evictions.Load(),
+			Repairs: s.repairs.Load(),
 		}
 	}
 	return out
@@ -165,7 +176,8 @@ func (c *Controller) Put(ctx context.Context, key string, blk []byte) ([]string,
 	return names, nil
 }
 
-// maxNoted bounds the evictions kept between two Evict calls.
+// maxNoted bounds the evictions kept between two Evict calls, and the
+// corrupt copies kept between two Repair calls.
 const maxNoted = 1 << 16
 
 // NoteEvicted records that the named tier dropped key on its own (a memory
@@ -183,6 +195,86 @@ func (c *Controller) NoteEvicted(tierName, key string) {
 	if len(c.evicted) < maxNoted {
 		c.evicted = append(c.evicted, Eviction{Key: key, Tier: tierName, Reason: "bound"})
 	}
+}
+
+// noteCorrupt records that level's copy of key failed its checks, for the
+// next Repair.
+func (c *Controller) noteCorrupt(level int, key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corrupt == nil {
+		c.corrupt = map[copyRef]struct{}{}
+	}
+	if len(c.corrupt) < maxNoted {
+		c.corrupt[copyRef{level, key}] = struct{}{}
+	}
+}
+
+// Repair rewrites the copies that reads found corrupt since the last call,
+// each from a good copy in another tier (colder tiers first, as a read
+// falls through), checked whole with block.Verify before it is written. A
+// copy that is gone by then (evicted) is left gone; one with no good copy
+// elsewhere is logged and left as it is, still counted corrupt at each
+// read. It returns how many copies it rewrote; a copy it could not write is
+// noted again for the next call.
+func (c *Controller) Repair(ctx context.Context) (int, error) {
+	c.mu.Lock()
+	todo := c.corrupt
+	c.corrupt = nil
+	c.mu.Unlock()
+	n := 0
+	var errs []error
+	for ref := range todo {
+		ok, err := c.repair(ctx, ref.level, ref.key)
+		if err != nil {
+			errs = append(errs, err)
+			c.noteCorrupt(ref.level, ref.key)
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// repair rewrites level's copy of key from a good copy in another tier.
+func (c *Controller) repair(ctx context.Context, level int, key string) (bool, error) {
+	dst := c.levels[level].Tier
+	if _, err := dst.Stat(ctx, key); errors.Is(err, ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("repair %s in %s: %w", key, dst.Name(), err)
+	}
+	var order []int
+	for j := level + 1; j < len(c.levels); j++ {
+		order = append(order, j)
+	}
+	for j := level - 1; j >= 0; j-- {
+		order = append(order, j)
+	}
+	for _, j := range order {
+		src := c.levels[j].Tier
+		blk, err := src.Get(ctx, key)
+		if err != nil {
+			if !errors.Is(err, ErrNotFound) {
+				c.log.Warn("reading a copy to repair another", "tier", src.Name(), "key", key, "err", err)
+			}
+			continue
+		}
+		if err := block.Verify(blk); err != nil {
+			c.log.Error("corrupt block copy", "tier", src.Name(), "key", key, "err", err)
+			continue
+		}
+		if err := dst.Put(ctx, key, blk); err != nil {
+			return false, fmt.Errorf("repair %s in %s: %w", key, dst.Name(), err)
+		}
+		c.readers.drop(level, key)
+		c.stats[level].repairs.Add(1)
+		c.log.Info("corrupt block copy rewritten from another tier", "tier", dst.Name(), "key", key, "from", src.Name())
+		return true, nil
+	}
+	c.log.Error("corrupt block copy has no good copy in another tier to repair it from", "tier", dst.Name(), "key", key)
+	return false, nil
 }
 
 // Locate returns the names of the tiers holding key, hottest first.
@@ -234,7 +326,8 @@ func (c *Controller) readThrough(ctx context.Context, key string, size int64, fn
 		case errors.Is(err, block.ErrCorrupt):
 			st.corrupt.Add(1)
 			c.readers.drop(i, key)
-			c.log.Error("corrupt block copy, reading a colder tier", "tier", l.Tier.Name(), "key", key, "err", err)
+			c.noteCorrupt(i, key)
+			c.log.Error("corrupt block copy, reading a colder tier; the next Repair rewrites it", "tier", l.Tier.Name(), "key", key, "err", err)
 		default:
 			st.errors.Add(1)
 			c.readers.drop(i, key)

@@ -337,3 +337,102 @@ func TestControllerPromoteDemote(t *testing.T) {
 		t.Fatalf("Promote of a missing block: %v", err)
 	}
 }
+
+// flipFrames damages the file tier's copy of key, in its frames.
+func flipFrames(t *testing.T, dir, key string) {
+	t.Helper()
+	path := filepath.Join(dir, filepath.FromSlash(key))
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 16; i < len(raw)/2; i++ {
+		raw[i] ^= 0x55
+	}
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestControllerRepair: a copy a read found corrupt is rewritten by the
+// next Repair from a good copy in another tier, and then serves reads; a
+// copy evicted since is not brought back, and one with no good copy left
+// anywhere stays as it is.
+func TestControllerRepair(t *testing.T) {
+	ctx := context.Background()
+	c, s := newController(t)
+	put := func(first uint64) (string, []byte) {
+		t.Helper()
+		key, blk, _ := sealed(t, "LOGS", first, 500)
+		if _, err := c.Put(ctx, key, blk); err != nil {
+			t.Fatal(err)
+		}
+		// Reads go to the file tier first.
+		if err := s.mem.Delete(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		return key, blk
+	}
+	read := func(key string, blk []byte, seq uint64) (string, error) {
+		t.Helper()
+		_, from, err := c.ReadMsg(ctx, key, int64(len(blk)), seq)
+		return from, err
+	}
+
+	key, blk := put(1)
+	flipFrames(t, s.fileDir, key)
+	if from, err := read(key, blk, 9); err != nil || from != "blob" {
+		t.Fatalf("read of a corrupt file copy: from %q, %v; want the blob tier", from, err)
+	}
+	if n, err := c.Repair(ctx); err != nil || n != 1 {
+		t.Fatalf("Repair = %d, %v; want 1 copy rewritten", n, err)
+	}
+	if got, err := s.file.Get(ctx, key); err != nil || !bytes.Equal(got, blk) {
+		t.Fatalf("the file copy after Repair differs from the block (%v)", err)
+	}
+	if from, err := read(key, blk, 10); err != nil || from != "file" {
+		t.Fatalf("read after Repair: from %q, %v; want the file tier", from, err)
+	}
+	if n, err := c.Repair(ctx); err != nil || n != 0 {
+		t.Fatalf("second Repair = %d, %v; want nothing to do", n, err)
+	}
+	if st := c.Stats(); st[1].Corrupt != 1 || st[1].Repairs != 1 {
+		t.Fatalf("file tier stats %+v; want one corrupt copy, one repair", st[1])
+	}
+
+	// Evicted between the read and the Repair: stays evicted.
+	key2, blk2 := put(1001)
+	flipFrames(t, s.fileDir, key2)
+	if _, err := read(key2, blk2, 1001); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.file.Delete(ctx, key2); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Repair(ctx); err != nil || n != 0 {
+		t.Fatalf("Repair of an evicted copy = %d, %v; want nothing rewritten", n, err)
+	}
+	if _, err := s.file.Stat(ctx, key2); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("an evicted copy came back: %v", err)
+	}
+
+	// No good copy anywhere: the corrupt one is left as it is.
+	key3, blk3 := put(2001)
+	flipFrames(t, s.fileDir, key3)
+	before, err := s.file.Get(ctx, key3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.blob.Delete(ctx, key3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := read(key3, blk3, 2001); !errors.Is(err, tier.ErrUnavailable) {
+		t.Fatalf("read with no good copy: %v, want ErrUnavailable", err)
+	}
+	if n, err := c.Repair(ctx); err != nil || n != 0 {
+		t.Fatalf("Repair with no good copy = %d, %v; want nothing rewritten", n, err)
+	}
+	if after, err := s.file.Get(ctx, key3); err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("the only copy changed (%v)", err)
+	}
+}
