@@ -98,7 +98,6 @@ const (
 // The status codes the server answers a pull request with.
 const (
 	statusHeartbeat  = "100"
-	statusBadRequest = "400"
 	statusNoMessages = "404"
 	statusTimeout    = "408"
 	statusConflict   = "409"
@@ -263,8 +262,10 @@ func (p *puller) onStatus(m *nats.Msg) {
 }
 
 // watch asks for the window anew after a reconnect, and when two
-// heartbeat intervals pass with nothing received while messages are asked
-// for; it ends the consuming when the connection closes.
+// heartbeat intervals pass with nothing received and nothing waiting in
+// the subscription (a handler blocked that long leaves deliveries or
+// heartbeats waiting, so a blocked handler costs at most one window more);
+// it ends the consuming when the connection closes.
 func (p *puller) watch() {
 	tick := time.NewTicker(p.heartbeat)
 	defer tick.Stop()
