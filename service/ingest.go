@@ -195,10 +195,10 @@ func (in *ingest) run(ctx context.Context) error {
 //
 // Messages come through a puller, one at a time on one goroutine. A
 // handler that blocks (a sealer still busy with earlier blocks, a tier
-// being retried) stops the pulls, but for the window the puller asks for
-// anew when two heartbeat intervals pass with nothing received: over a
-// long wait deliveries pile up until the client drops some as a slow
-// consumer, which add notices as a gap in the consumer sequence.
+// being retried) stops the pulls, but for at most one window more that the
+// puller asks for meanwhile, which its subscription has room for. Should
+// the client ever drop deliveries as a slow consumer, add notices the gap
+// in the consumer sequence and the term ends.
 func (in *ingest) consume(ctx context.Context, t *term, cons jetstream.Consumer) error {
 	failed := make(chan error, 1)
 	fail := func(err error) {
