@@ -381,3 +381,38 @@ func TestPullerConsumerGone(t *testing.T) {
 		t.Fatal("requests nothing answered did not end the fetching")
 	}
 }
+
+// TestAPIPrefix: the puller's next-message subject follows the JetStream
+// context's API prefix or domain, as jetstream builds its own.
+func TestAPIPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		opts jetstream.JetStreamOptions
+		want string
+	}{
+		{jetstream.JetStreamOptions{}, "$JS.API."},
+		{jetstream.JetStreamOptions{APIPrefix: "$JS.API."}, "$JS.API."},
+		{jetstream.JetStreamOptions{APIPrefix: "$JS.hub.API"}, "$JS.hub.API."},
+		{jetstream.JetStreamOptions{Domain: "leaf"}, "$JS.leaf.API."},
+	} {
+		if got := apiPrefix(tc.opts); got != tc.want {
+			t.Errorf("apiPrefix(%+v) = %q, want %q", tc.opts, got, tc.want)
+		}
+	}
+	nc := testenv.Connect(t, testenv.RunNATS(t))
+	for _, tc := range []struct {
+		mk   func() (jetstream.JetStream, error)
+		want string
+	}{
+		{func() (jetstream.JetStream, error) { return jetstream.New(nc) }, "$JS.API."},
+		{func() (jetstream.JetStream, error) { return jetstream.NewWithDomain(nc, "leaf") }, "$JS.leaf.API."},
+		{func() (jetstream.JetStream, error) { return jetstream.NewWithAPIPrefix(nc, "$JS.hub.API") }, "$JS.hub.API."},
+	} {
+		js, err := tc.mk()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := apiPrefix(js.Options()); got != tc.want {
+			t.Errorf("apiPrefix of %+v = %q, want %q", js.Options(), got, tc.want)
+		}
+	}
+}
