@@ -32,8 +32,10 @@ import (
 // request ends with messages or bytes left (408, 409 at max bytes), when a
 // consumer leader changes, after a reconnect, and when two heartbeat
 // intervals pass with no delivery, no heartbeat and nothing waiting in the
-// subscription (the server lost the request). A deleted consumer, a request
-// the server refuses and a closed connection end the consuming.
+// subscription (the server lost the request). A deleted consumer, a
+// consumer nothing answers for (503, five times a second apart), a request
+// the server refuses, a message larger than the whole window and a closed
+// connection end the consuming.
 type puller struct {
 	nc      *nats.Conn
 	next    string // the consumer's next-message API subject
