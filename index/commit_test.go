@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"slices"
 	"strings"
@@ -448,8 +449,8 @@ func TestEncodedStreamNames(t *testing.T) {
 
 func TestMalformedEntriesSkipped(t *testing.T) {
 	s := testenv.RunNATS(t)
-	var logs logBuffer
-	ix := openReplica(t, s, Options{Logger: logs.logger()}).ix
+	var logs testenv.SyncBuffer
+	ix := openReplica(t, s, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}).ix
 	ctx := testCtx(t, 10*time.Second)
 	commitChain(t, ix, "S", 1, 1, 10)
 	good := meta("S", 11, 20)

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -231,7 +230,7 @@ func TestPullerTooLarge(t *testing.T) {
 // and a message published afterwards comes.
 func TestPullerExpiry(t *testing.T) {
 	e := newPullEnv(t, jetstream.ConsumerConfig{})
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	pl := newPulled()
 	pl.start(t, e.nc, pullConfig{maxMsgs: pullMsgs, maxBytes: pullBytes, expires: time.Second, heartbeat: 400 * time.Millisecond}, log)
@@ -338,24 +337,6 @@ func TestLeftOver(t *testing.T) {
 			t.Fatalf("leftOver(%q, %q) accepted", bad[0], bad[1])
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestPullerConsumerGone: pull requests for a consumer that is not there

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -245,7 +244,7 @@ func freePort() (int, error) {
 // versityProc is one running versitygw process.
 type versityProc struct {
 	cmd     *exec.Cmd
-	out     *syncBuffer
+	out     *SyncBuffer
 	exited  chan struct{} // closed once Wait returned
 	waitErr error         // Wait's result, set before exited is closed
 }
@@ -274,7 +273,7 @@ func (p *versityProc) kill() {
 // startVersity runs versitygw on port and waits until it answers. On
 // failure the process has exited.
 func startVersity(bin, root string, port int, s S3Server) (*versityProc, error) {
-	p := &versityProc{out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &versityProc{out: &SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin,
 		"--port", "127.0.0.1:"+strconv.Itoa(port),
 		"--region", s.Region,
@@ -316,23 +315,4 @@ func startVersity(bin, root string, port int, s S3Server) (*versityProc, error) 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use: a process writes
-// its output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
