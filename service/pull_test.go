@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -67,11 +68,11 @@ func newPulled() *pulled {
 	return &pulled{got: make(chan struct{}, 1<<16), errs: make(chan error, 1)}
 }
 
-// start runs a puller of e's consumer over cfg (stream and consumer filled
-// in) until the test ends.
+// start runs a puller of stream PULL's consumer over cfg (consumer C
+// unless cfg names another) until the test ends.
 func (pl *pulled) start(t *testing.T, nc *nats.Conn, cfg pullConfig, log *slog.Logger) *puller {
 	t.Helper()
-	cfg.stream, cfg.consumer = "PULL", "C"
+	cfg.stream, cfg.consumer = "PULL", cmp.Or(cfg.consumer, "C")
 	var p *puller
 	var ready sync.WaitGroup
 	ready.Add(1)
@@ -109,6 +110,20 @@ func (pl *pulled) wait(t *testing.T, n int, within time.Duration) {
 		case <-deadline:
 			t.Fatalf("%d of %d deliveries within %v", i, n, within)
 		}
+	}
+}
+
+// failed waits up to 10s for the puller to fail, with an error that want
+// accepts; what describes the failure expected.
+func (pl *pulled) failed(t *testing.T, what string, want func(error) bool) {
+	t.Helper()
+	select {
+	case err := <-pl.errs:
+		if !want(err) {
+			t.Fatalf("failed with %v, want %s", err, what)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no failure within 10s, want %s", what)
 	}
 }
 
@@ -178,14 +193,9 @@ func TestPullerRefused(t *testing.T) {
 	e := newPullEnv(t, jetstream.ConsumerConfig{MaxRequestBatch: 5})
 	pl := newPulled()
 	pl.start(t, e.nc, pullConfig{maxMsgs: 50, maxBytes: pullBytes}, slog.New(slog.DiscardHandler))
-	select {
-	case err := <-pl.errs:
-		if !strings.Contains(err.Error(), "Exceeded MaxRequestBatch") {
-			t.Fatalf("failed with %v, want the server's MaxRequestBatch refusal", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a refused request did not end the fetching")
-	}
+	pl.failed(t, "the server's MaxRequestBatch refusal", func(err error) bool {
+		return strings.Contains(err.Error(), "Exceeded MaxRequestBatch")
+	})
 }
 
 // TestPullerConsumerDeleted: deleting the consumer ends the fetching.
@@ -198,14 +208,7 @@ func TestPullerConsumerDeleted(t *testing.T) {
 	if err := e.js.DeleteConsumer(context.Background(), "PULL", "C"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-pl.errs:
-		if !errors.Is(err, jetstream.ErrConsumerDeleted) {
-			t.Fatalf("failed with %v, want ErrConsumerDeleted", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("deleting the consumer did not end the fetching")
-	}
+	pl.failed(t, "ErrConsumerDeleted", func(err error) bool { return errors.Is(err, jetstream.ErrConsumerDeleted) })
 }
 
 // TestPullerTooLarge: a message larger than the whole window ends the
@@ -215,14 +218,9 @@ func TestPullerTooLarge(t *testing.T) {
 	e.publish(t, 1, 4096)
 	pl := newPulled()
 	pl.start(t, e.nc, pullConfig{maxMsgs: pullMsgs, maxBytes: 1024}, slog.New(slog.DiscardHandler))
-	select {
-	case err := <-pl.errs:
-		if !strings.Contains(err.Error(), "does not fit the fetch window") {
-			t.Fatalf("failed with %v, want a message too large for the window", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a message larger than the window did not end the fetching")
-	}
+	pl.failed(t, "a message too large for the window", func(err error) bool {
+		return strings.Contains(err.Error(), "does not fit the fetch window")
+	})
 }
 
 // TestPullerExpiry leaves the stream idle for several request lifetimes:
@@ -344,23 +342,9 @@ func TestLeftOver(t *testing.T) {
 // term makes the consumer anew.
 func TestPullerConsumerGone(t *testing.T) {
 	e := newPullEnv(t, jetstream.ConsumerConfig{})
-	errs := make(chan error, 1)
-	p, err := newPuller(e.nc, jetstream.DefaultAPIPrefix,
-		pullConfig{stream: "PULL", consumer: "MISSING", maxMsgs: pullMsgs, maxBytes: pullBytes, retry: 50 * time.Millisecond},
-		func(*nats.Msg) { t.Error("a delivery from a consumer that is not there") },
-		func(err error) { errs <- err }, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Stop()
-	select {
-	case err := <-errs:
-		if !errors.Is(err, errConsumerGone) {
-			t.Fatalf("failed with %v, want errConsumerGone", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("requests nothing answered did not end the fetching")
-	}
+	pl := newPulled()
+	pl.start(t, e.nc, pullConfig{consumer: "MISSING", maxMsgs: pullMsgs, maxBytes: pullBytes, retry: 50 * time.Millisecond}, slog.New(slog.DiscardHandler))
+	pl.failed(t, "errConsumerGone", func(err error) bool { return errors.Is(err, errConsumerGone) })
 }
 
 // TestAPIPrefix: the puller's next-message subject follows the JetStream
