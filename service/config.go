@@ -103,7 +103,9 @@ type BlockConfig struct {
 	FrameSize Size `yaml:"frame_size"`
 	// MaxLinger is how long a block's oldest message waits before the
 	// block seals. A block holding a quarter of TargetSize seals sooner,
-	// once its stream is quiet for MaxLinger/4 (at most 100ms).
+	// once its stream is quiet for MaxLinger/4 (at most 100ms); so does,
+	// whatever it holds, one caught up with its stream whose oldest
+	// message was stored MaxLinger ago or more (a backlog's tail).
 	MaxLinger   Duration `yaml:"max_linger"`
 	Compression string   `yaml:"compression"`
 }

@@ -30,8 +30,11 @@
 //     max_linger, or, holding at least a quarter of the target size, when the
 //     stream has gone quiet: nothing pending at the server after the last
 //     message and no message for a quarter of max_linger (at most 100ms) since
-//     that one was stored. The tail of a burst is then archived at once, and
-//     the last block of a drained backlog as its last message comes, while a
+//     that one was stored, or, whatever it holds, once nothing is pending
+//     and its oldest message was stored max_linger ago or more (ages by the
+//     server's clock, its skew estimated when the term makes the consumer).
+//     The tail of a burst is then archived at once, and the last block of a
+//     drained backlog or a catch-up as its last message comes, while a
 //     steady stream still fills whole blocks and a trickle seals by
 //     max_linger. Up to two sealed blocks are written to the tiers while the
 //     next fills; a handler waiting for the writer stops the pulls.

@@ -107,6 +107,12 @@ type term struct {
 	idleGen uint64      // the gen idle was armed for
 	stopped bool        // consuming ended: the handler adds nothing more
 
+	// firstStored is when the server stored the builder's first message
+	// (its clock); skew is how far that clock is ahead of ours, estimated
+	// when the term made its consumer.
+	firstStored int64
+	skew        time.Duration
+
 	seen      map[uint64]uint32 // content sums of the block holding redelivered seqs
 	seenBlock uint64
 
@@ -273,35 +279,69 @@ func (in *ingest) handle(ctx context.Context, t *term, m *nats.Msg) error {
 		return nil
 	case t.b.Len() == 1:
 		t.linger = in.sealAfter(ctx, t, in.pol.linger)
+		t.firstStored = meta.time
 	}
-	if meta.pending == 0 && t.b.RawSize() >= t.b.Options().TargetSize/idleFill {
-		// Caught up with the stream, with a block worth sealing: seal
-		// it once no message has come for a while, rather than
-		// max_linger after its first. One timer a builder, pushed back
-		// by every message. The quiet is counted from when the message
-		// was stored: the last message of a backlog, stored long ago,
-		// seals its block at once.
-		wait := idleAfter(in.pol.linger) - time.Since(time.Unix(0, meta.time))
-		switch {
-		case wait <= 0:
-			in.handOver(ctx, t)
-		case t.idle != nil && t.idleGen == t.gen:
-			t.idle.Reset(wait)
-		default:
-			t.idle, t.idleGen = in.sealAfter(ctx, t, wait), t.gen
-		}
+	if meta.pending == 0 {
+		in.caughtUp(ctx, t, meta)
 	}
 	return nil
+}
+
+// caughtUp decides what becomes of the builder when the consumer has
+// nothing pending after the message just added (meta's); t.mu is held.
+// Ages are counted from when the server stored a message, by the server's
+// clock as the term estimated it (t.skew):
+//
+//   - A builder whose first message was stored max_linger ago or more is
+//     handed over at once, whatever it holds: that message has waited its
+//     max_linger already (the tail of a backlog, or of the catch-up after a
+//     restart or failover), and waiting max_linger again after it arrived
+//     would only delay its archiving.
+//   - A builder holding a quarter of its target size is handed over once no
+//     message has come for idleAfter(max_linger) since the last one was
+//     stored: one timer a builder, pushed back by every message; at once
+//     when the last message is that old already.
+//   - A smaller builder of fresh messages (a trickle) waits for its linger
+//     timer, so that a slow stream still makes blocks of max_linger's worth
+//     rather than one a message.
+func (in *ingest) caughtUp(ctx context.Context, t *term, meta ackMeta) {
+	now := time.Now().Add(t.skew).UnixNano()
+	if time.Duration(now-t.firstStored) >= in.pol.linger {
+		in.handOver(ctx, t)
+		return
+	}
+	if t.b.RawSize() < t.b.Options().TargetSize/idleFill {
+		return
+	}
+	wait := idleAfter(in.pol.linger) - time.Duration(now-meta.time)
+	switch {
+	case wait <= 0:
+		in.handOver(ctx, t)
+	case t.idle != nil && t.idleGen == t.gen:
+		t.idle.Reset(wait)
+	default:
+		t.idle, t.idleGen = in.sealAfter(ctx, t, wait), t.gen
+	}
+}
+
+// serverSkew estimates how far the server's clock is ahead of ours from a
+// timestamp ts the server put in a reply to a request sent at sent and
+// answered at got (our clock): ts less the midpoint, within half the round
+// trip. A reply without a timestamp gives 0.
+func serverSkew(sent, got, ts time.Time) time.Duration {
+	if ts.IsZero() {
+		return 0
+	}
+	return ts.Sub(sent.Add(got.Sub(sent) / 2))
 }
 
 // A builder holding at least 1/idleFill of its target size seals once its
 // stream has gone quiet: the consumer had nothing pending after the last
 // message added, and no message came for idleAfter(max_linger) since that
-// message was stored (by the server's clock: a skew between the clocks
-// moves the seal by at most idleAfter). The tail of a burst is then
-// archived idleAfter after it, and the tail of a drained backlog at once,
-// instead of max_linger later, while a stream flowing steadily still fills
-// whole blocks and a trickle still seals by max_linger.
+// message was stored (see caughtUp). The tail of a burst is then archived
+// idleAfter after it, and the tail of a drained backlog at once, instead of
+// max_linger later, while a stream flowing steadily still fills whole
+// blocks and a trickle still seals by max_linger.
 const (
 	idleFill = 4
 	maxIdle  = 100 * time.Millisecond
@@ -417,16 +457,18 @@ func (in *ingest) start(ctx context.Context) (*term, jetstream.Consumer, error) 
 	in.pol.block.MaxFilterSize = int(min(in.js.Conn().MaxPayload()/4, block.DefaultMaxFilterSize))
 	archive := in.pol.archive
 	in.stats.archive.Store(&archive)
+	sent := time.Now()
 	cons, err := in.consumer(ctx, str, head.LastSeq)
 	if err != nil {
 		return nil, nil, err
 	}
+	skew := serverSkew(sent, time.Now(), cons.CachedInfo().TimeStamp)
 	b, err := block.NewBuilder(in.pol.block)
 	if err != nil {
 		return nil, nil, err
 	}
 	in.stats.LastSeq.Store(head.LastSeq)
-	t := &term{head: head, rev: rev, incarnation: inc, mirror: mirror, b: b, lastAdded: head.LastSeq,
+	t := &term{head: head, rev: rev, incarnation: inc, mirror: mirror, b: b, lastAdded: head.LastSeq, skew: skew,
 		jobs: make(chan *sealJob), free: make(chan *block.Builder, inFlight+1)} // room for every builder
 	for range inFlight {
 		spare, err := block.NewBuilder(in.pol.block)

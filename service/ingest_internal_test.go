@@ -48,18 +48,7 @@ func TestQuietBacklogSeal(t *testing.T) {
 	const n = 10
 	msgs := deliveries(t, "QUIET", n, 512)
 	time.Sleep(idleAfter(time.Hour) + 50*time.Millisecond) // the backlog ages
-	opts := block.Options{Stream: "QUIET", TargetSize: 16 << 10}
-	b, err := block.NewBuilder(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spare, err := block.NewBuilder(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := &ingest{log: slog.New(slog.DiscardHandler), pol: policy{archive: "QUIET", linger: time.Hour}, stats: &StreamStats{}}
-	tm := &term{b: b, jobs: make(chan *sealJob, 1), free: make(chan *block.Builder, 1)}
-	tm.free <- spare
+	in, tm, spare := sealTerm(t, "QUIET", 16<<10, time.Hour)
 	for _, m := range msgs {
 		if err := in.handle(ctx, tm, m); err != nil {
 			t.Fatal(err)
@@ -76,6 +65,101 @@ func TestQuietBacklogSeal(t *testing.T) {
 	if tm.b != spare || tm.b.Len() != 0 || tm.linger != nil {
 		t.Fatal("the term did not move on to the spare builder")
 	}
+}
+
+// TestCaughtUpSeal hands handle a backlog far below a quarter of the
+// target size. Stored more than max_linger ago, it is handed over as its
+// last message comes, and not before; stored just now, it waits for its
+// linger; and the age is counted by the server's clock, as the term's skew
+// estimates it.
+func TestCaughtUpSeal(t *testing.T) {
+	ctx := context.Background()
+	const n, linger = 10, 200 * time.Millisecond
+	handed := func(in *ingest, tm *term, msgs []*nats.Msg) *sealJob {
+		t.Helper()
+		for i, m := range msgs {
+			if err := in.handle(ctx, tm, m); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case job := <-tm.jobs:
+				if i != len(msgs)-1 {
+					t.Fatalf("handed over at message %d of %d, with more pending", i+1, len(msgs))
+				}
+				return job
+			default:
+			}
+		}
+		return nil
+	}
+
+	old := deliveries(t, "AGED", n, 512)
+	time.Sleep(linger + 50*time.Millisecond)
+	in, tm, _ := sealTerm(t, "AGED", 64<<10, linger)
+	job := handed(in, tm, old)
+	if job == nil || job.b.Len() != n {
+		t.Fatal("a backlog stored more than max_linger ago was not handed over as its last message came")
+	}
+	if tm.linger != nil {
+		t.Fatal("the handed over builder's linger timer is still armed")
+	}
+
+	fresh := deliveries(t, "FRESH", n, 512)
+	in, tm, _ = sealTerm(t, "FRESH", 64<<10, time.Hour)
+	if job := handed(in, tm, fresh); job != nil {
+		t.Fatal("fresh messages below a quarter of the target were handed over before max_linger")
+	}
+
+	// The same messages, with a server clock two hours ahead of ours:
+	// stored two hours ago by it.
+	in, tm, _ = sealTerm(t, "FRESH", 64<<10, time.Hour)
+	tm.skew = 2 * time.Hour
+	if job := handed(in, tm, fresh); job == nil {
+		t.Fatal("the term's skew was not applied to the messages' age")
+	}
+}
+
+func TestServerSkew(t *testing.T) {
+	sent := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	got := sent.Add(10 * time.Millisecond)
+	for _, tc := range []struct {
+		ts   time.Time
+		want time.Duration
+	}{
+		{time.Time{}, 0},
+		{sent.Add(5 * time.Millisecond), 0},
+		{sent.Add(time.Minute), time.Minute - 5*time.Millisecond},
+		{sent.Add(-time.Minute), -time.Minute - 5*time.Millisecond},
+	} {
+		if d := serverSkew(sent, got, tc.ts); d != tc.want {
+			t.Errorf("serverSkew(ts %v) = %v, want %v", tc.ts, d, tc.want)
+		}
+	}
+}
+
+// sealTerm returns an ingest of stream with the given linger and a term
+// filling a builder of target size, with one spare builder (also returned)
+// and room for one job.
+func sealTerm(t *testing.T, stream string, target int64, linger time.Duration) (*ingest, *term, *block.Builder) {
+	t.Helper()
+	opts := block.Options{Stream: stream, TargetSize: target}
+	b, err := block.NewBuilder(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spare, err := block.NewBuilder(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &ingest{log: slog.New(slog.DiscardHandler), pol: policy{archive: stream, linger: linger}, stats: &StreamStats{}}
+	tm := &term{b: b, jobs: make(chan *sealJob, 1), free: make(chan *block.Builder, 1)}
+	tm.free <- spare
+	t.Cleanup(func() {
+		if tm.linger != nil {
+			tm.linger.Stop()
+		}
+	})
+	return in, tm, spare
 }
 
 // deliveries publishes n messages of size bytes to a new stream and returns
