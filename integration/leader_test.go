@@ -173,3 +173,45 @@ func TestIdleSeal(t *testing.T) {
 		t.Fatalf("%d blocks: 8 messages sealed before max_linger", len(b))
 	}
 }
+
+// TestBacklogTailSeal: a backlog far below a quarter of the target size,
+// stored longer than max_linger before nts starts, is archived as its last
+// message comes rather than max_linger after it arrives, while a message
+// published afterwards waits its linger.
+func TestBacklogTailSeal(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: "TAIL", Subjects: []string{"tail"}}); err != nil {
+		t.Fatal(err)
+	}
+	const n, linger = 20, 3 * time.Second
+	for range n {
+		if _, err := e.js.Publish(ctx, "tail", []byte("old")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(linger + 100*time.Millisecond)
+	cfg := e.config(t)
+	cfg.Block.MaxLinger = service.Duration(linger)
+	startReplica(t, cfg)
+	rd := e.reader(t, cfg)
+	rd.waitArchived(t, "TAIL", n, 10*time.Second)
+	cons := consumerInfo(t, e.js, "TAIL", "nts-TAIL")
+	b := rd.ix.Blocks("TAIL", 0, 0)
+	if len(b) != 1 || b[0].FirstSeq != 1 || b[0].LastSeq != n {
+		t.Fatalf("blocks %+v, want one holding 1 to %d", b, n)
+	}
+	if took := time.Unix(0, b[0].Created).Sub(cons.Created); took > linger/2 {
+		t.Fatalf("the backlog's block sealed %v after the consumer was made, want well within max_linger (%v)", took, linger)
+	}
+
+	// A fresh message waits for its linger.
+	if _, err := e.js.Publish(ctx, "tail", []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(linger / 2)
+	if b := rd.ix.Blocks("TAIL", 0, 0); len(b) != 1 {
+		t.Fatalf("%d blocks: a fresh message sealed before max_linger", len(b))
+	}
+	rd.waitArchived(t, "TAIL", n+1, 2*linger)
+}
