@@ -457,12 +457,20 @@ func (in *ingest) start(ctx context.Context) (*term, jetstream.Consumer, error) 
 	in.pol.block.MaxFilterSize = int(min(in.js.Conn().MaxPayload()/4, block.DefaultMaxFilterSize))
 	archive := in.pol.archive
 	in.stats.archive.Store(&archive)
-	sent := time.Now()
 	cons, err := in.consumer(ctx, str, head.LastSeq)
 	if err != nil {
 		return nil, nil, err
 	}
-	skew := serverSkew(sent, time.Now(), cons.CachedInfo().TimeStamp)
+	// The server's clock, against which the ages of messages are told,
+	// read with one request of its own so that the estimate is within
+	// half a round trip.
+	var skew time.Duration
+	sent := time.Now()
+	if info, err := cons.Info(ctx); err == nil {
+		skew = serverSkew(sent, time.Now(), info.TimeStamp)
+	} else {
+		in.log.Debug("consumer info for the server's clock failed; ages of messages are told by this clock", "err", err)
+	}
 	b, err := block.NewBuilder(in.pol.block)
 	if err != nil {
 		return nil, nil, err
