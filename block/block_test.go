@@ -420,7 +420,7 @@ func TestBuilderErrors(t *testing.T) {
 	if err := b.Add(Msg{Seq: 0, Subject: "x"}); !errors.Is(err, ErrOrder) {
 		t.Fatalf("Add(seq 0): %v, want ErrOrder", err)
 	}
-	if err := b.Add(Msg{Seq: 10, Subject: "x"}); err != nil {
+	if err := b.Add(Msg{Seq: 10, Subject: "x", Time: 7}); err != nil {
 		t.Fatal(err)
 	}
 	for _, seq := range []uint64{10, 9, 0} {
@@ -432,11 +432,11 @@ func TestBuilderErrors(t *testing.T) {
 	if err := b.Add(big); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("Add(too large): %v, want ErrTooLarge", err)
 	}
-	if b.Len() != 1 || b.FirstSeq() != 10 || b.LastSeq() != 10 {
-		t.Fatalf("after rejected adds: len %d, seqs %d-%d; want 1, 10-10", b.Len(), b.FirstSeq(), b.LastSeq())
+	if b.Len() != 1 || b.FirstSeq() != 10 || b.LastSeq() != 10 || b.FirstTime() != 7 {
+		t.Fatalf("after rejected adds: len %d, seqs %d-%d, first time %d; want 1, 10-10, 7", b.Len(), b.FirstSeq(), b.LastSeq(), b.FirstTime())
 	}
 	b.Reset()
-	if b.Len() != 0 || b.FirstSeq() != 0 || b.LastSeq() != 0 || b.RawSize() != 0 {
+	if b.Len() != 0 || b.FirstSeq() != 0 || b.LastSeq() != 0 || b.RawSize() != 0 || b.FirstTime() != 0 {
 		t.Fatal("Reset left messages")
 	}
 	if err := b.Add(Msg{Seq: 1, Subject: "x"}); err != nil {

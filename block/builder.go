@@ -146,6 +146,10 @@ func (b *Builder) Full() bool {
 	return b.rawSize >= b.opts.TargetSize || len(b.seqs) >= MaxMsgs || b.subj.bytes >= maxFooterSize/4
 }
 
+// FirstTime returns the earliest timestamp of the messages held (what
+// Meta.FirstTime of the sealed block will be), or 0.
+func (b *Builder) FirstTime() int64 { return b.minTime }
+
 // FirstSeq returns the sequence of the first message held, or 0.
 func (b *Builder) FirstSeq() uint64 {
 	if len(b.seqs) == 0 {

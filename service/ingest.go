@@ -107,11 +107,10 @@ type term struct {
 	idleGen uint64      // the gen idle was armed for
 	stopped bool        // consuming ended: the handler adds nothing more
 
-	// firstStored is when the server stored the builder's first message
-	// (its clock); skew is how far that clock is ahead of ours, estimated
-	// when the term made its consumer.
-	firstStored int64
-	skew        time.Duration
+	// skew is how far the server's clock, by which messages are stamped
+	// when stored, is ahead of ours, estimated when the term made its
+	// consumer.
+	skew time.Duration
 
 	seen      map[uint64]uint32 // content sums of the block holding redelivered seqs
 	seenBlock uint64
@@ -279,7 +278,6 @@ func (in *ingest) handle(ctx context.Context, t *term, m *nats.Msg) error {
 		return nil
 	case t.b.Len() == 1:
 		t.linger = in.sealAfter(ctx, t, in.pol.linger)
-		t.firstStored = meta.time
 	}
 	if meta.pending == 0 {
 		in.caughtUp(ctx, t, meta)
@@ -292,7 +290,7 @@ func (in *ingest) handle(ctx context.Context, t *term, m *nats.Msg) error {
 // Ages are counted from when the server stored a message, by the server's
 // clock as the term estimated it (t.skew):
 //
-//   - A builder whose first message was stored max_linger ago or more is
+//   - A builder whose oldest message was stored max_linger ago or more is
 //     handed over at once, whatever it holds: that message has waited its
 //     max_linger already (the tail of a backlog, or of the catch-up after a
 //     restart or failover), and waiting max_linger again after it arrived
@@ -306,7 +304,7 @@ func (in *ingest) handle(ctx context.Context, t *term, m *nats.Msg) error {
 //     rather than one a message.
 func (in *ingest) caughtUp(ctx context.Context, t *term, meta ackMeta) {
 	now := time.Now().Add(t.skew).UnixNano()
-	if time.Duration(now-t.firstStored) >= in.pol.linger {
+	if time.Duration(now-t.b.FirstTime()) >= in.pol.linger {
 		in.handOver(ctx, t)
 		return
 	}
