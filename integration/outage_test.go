@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -71,7 +72,7 @@ func TestS3OutageMidIngest(t *testing.T) {
 		checkNothingPast(t, e, rd, stored)
 		<-tick.C
 	}
-	info := consumerInfo(t, e.js, "ORDERS", "nts-ORDERS")
+	info := consumerInfo(t, e.js, "ORDERS", "nts-ORDERS-reader")
 	if info.Delivered.Stream <= stored {
 		t.Fatalf("the ingest fetched up to seq %d only; the outage should find it with blocks to write past %d", info.Delivered.Stream, stored)
 	}
@@ -179,16 +180,29 @@ func consumerInfo(t *testing.T, js jetstream.JetStream, stream, name string) *je
 	return info
 }
 
-// waitAcked waits until the consumer has acked every message up to seq.
+// waitAcked waits until the consumer exists and has acked every message
+// up to seq (or been moved past it).
 func waitAcked(t *testing.T, js jetstream.JetStream, stream, name string, seq uint64, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		info := consumerInfo(t, js, stream, name)
-		if info.AckFloor.Stream >= seq && info.NumAckPending == 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var info *jetstream.ConsumerInfo
+		c, err := js.Consumer(ctx, stream, name)
+		if err == nil {
+			info, err = c.Info(ctx)
+		}
+		cancel()
+		switch {
+		case err == nil && info.AckFloor.Stream >= seq && info.NumAckPending == 0:
 			return
+		case err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound):
+			t.Fatalf("consumer %s of %s: %v", name, stream, err)
 		}
 		if time.Now().After(deadline) {
+			if err != nil {
+				t.Fatalf("consumer %s of %s: %v after %v", name, stream, err, d)
+			}
 			t.Fatalf("consumer %s: ack floor %d with %d pending after %v; want %d, 0", name, info.AckFloor.Stream, info.NumAckPending, d, seq)
 		}
 		time.Sleep(20 * time.Millisecond)

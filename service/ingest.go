@@ -71,7 +71,7 @@ func (s *StreamStats) Archive() string {
 // ingest runs the ingest of one stream while this replica leads it.
 type ingest struct {
 	js    jetstream.JetStream // on the ingest's own connection
-	acks  *nats.Conn          // the connection blocks are acked on
+	ctl   jetstream.JetStream // on the control connection: acks and cursor moves go through it (js when nil)
 	ix    *index.Index
 	ctrl  *tier.Controller
 	id    string // this replica's instance id
@@ -120,7 +120,19 @@ type term struct {
 
 	jobs chan *sealJob
 	free chan *block.Builder
-	acks sync.WaitGroup // block acks awaiting the server's confirmation
+	acks sync.WaitGroup // block acks and cursor moves awaiting the server's confirmation
+
+	// reader: messages come through the reader consumer, and committed
+	// blocks move the durable consumer (the cursor) with resets; without
+	// one, through the durable consumer, acked block by block.
+	reader bool
+	// fail ends the term from outside the handler (a cursor gone).
+	fail func(error)
+
+	cursorMu   sync.Mutex
+	cursorWant uint64 // the last seq committed
+	cursorAt   uint64 // the last seq the cursor was moved past
+	cursorBusy bool   // a move is on its way
 }
 
 // sealJob is one full (or lingered) builder and its last message, to ack;
@@ -157,13 +169,14 @@ func (in *ingest) run(ctx context.Context) error {
 	defer stopLoop(nil)
 	sctx, stopSealer := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopSealer(nil)
+	t.fail = func(err error) { stopLoop(err) }
 	sealed := make(chan struct{})
 	go func() {
 		defer close(sealed)
 		in.sealer(sctx, t, func(err error) { stopLoop(err) })
 	}()
 
-	in.log.Info("ingest started", "archive", in.pol.archive, "after_seq", t.head.LastSeq, "consumer", in.pol.consumer)
+	in.log.Info("ingest started", "archive", in.pol.archive, "after_seq", t.head.LastSeq, "consumer", in.pol.consumer, "reads_through", cons.CachedInfo().Name)
 	err = in.consume(lctx, t, cons)
 	cause := context.Cause(lctx)
 	switch {
@@ -459,6 +472,12 @@ func (in *ingest) start(ctx context.Context) (*term, jetstream.Consumer, error) 
 	if err != nil {
 		return nil, nil, err
 	}
+	reader := in.canReset(ctx)
+	if reader {
+		if cons, err = in.reader(ctx, str, head.LastSeq); err != nil {
+			return nil, nil, err
+		}
+	}
 	// The server's clock, against which the ages of messages are told,
 	// read with one request of its own so that the estimate is within
 	// half a round trip.
@@ -475,6 +494,7 @@ func (in *ingest) start(ctx context.Context) (*term, jetstream.Consumer, error) 
 	}
 	in.stats.LastSeq.Store(head.LastSeq)
 	t := &term{head: head, rev: rev, incarnation: inc, mirror: mirror, b: b, lastAdded: head.LastSeq, skew: skew,
+		reader: reader, cursorAt: head.LastSeq, cursorWant: head.LastSeq,
 		jobs: make(chan *sealJob), free: make(chan *block.Builder, inFlight+1)} // room for every builder
 	for range inFlight {
 		spare, err := block.NewBuilder(in.pol.block)
@@ -573,9 +593,11 @@ const consumerDescription = "nts archive of "
 // leader) left and creates it anew at head+1, so messages that an earlier
 // leader fetched but never committed come at once instead of after AckWait,
 // and a deposed leader still fetching finds its consumer gone; on an
-// Interest stream, resetConsumer moves it instead. The consumer acks all
-// (one ack per block) with an AckWait and MaxAckPending that let a whole
-// block accumulate unacked.
+// Interest stream, resetConsumer moves it instead. Where the server resets
+// consumers, the ingest reads through a reader (see reader) and moves this
+// consumer past each committed block. Elsewhere it fetches from this one,
+// which acks all (one ack per block) with an AckWait and MaxAckPending that
+// let a whole block accumulate unacked.
 func (in *ingest) consumer(ctx context.Context, str jetstream.Stream, after uint64) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       in.pol.consumer,
@@ -642,6 +664,156 @@ func (in *ingest) resetConsumer(ctx context.Context, str jetstream.Stream, cfg j
 	return updated, nil
 }
 
+// apiLevelReset is the JetStream API level that brought consumer resets
+// (nats-server 2.14).
+const apiLevelReset = 4
+
+// canReset reports whether the server resets consumers to a sequence, so
+// that the ingest may read through a reader and move the durable consumer
+// as its cursor. Servers before it are read through the durable consumer,
+// acked block by block.
+func (in *ingest) canReset(ctx context.Context) bool {
+	info, err := in.js.AccountInfo(ctx)
+	if err != nil {
+		in.log.Warn("account info failed; reading through the durable consumer, acked block by block", "err", err)
+		return false
+	}
+	if info.API.Level < apiLevelReset {
+		in.log.Info("the server resets no consumer (JetStream API level below 4, nats-server before 2.14): reading through the durable consumer, acked block by block",
+			"api_level", info.API.Level)
+		return false
+	}
+	return true
+}
+
+// readerSuffix names the reader after the durable consumer.
+const readerSuffix = "-reader"
+
+// readerIdle is how long a reader may go with no pull request waiting
+// before the server deletes it: what a replica that died leaves behind is
+// gone after that.
+const readerIdle = 5 * time.Minute
+
+// reader makes the consumer the ingest reads the stream through when the
+// server can reset consumers: it starts right after the archive's head and
+// acks nothing (AckNone). The durable consumer, which consumer made at the
+// same place, is then the archive's cursor, never fetched from: each
+// committed block moves it past its last message with a reset, which on an
+// Interest stream releases the messages as acks would. The messages are
+// exactly as safe, since nothing moves the cursor before its block is
+// committed and every term starts from the head, but the server keeps no
+// pending entry, ack timer or delivery record a message for the reader: an
+// acknowledged consumer's bookkeeping of the un-acked messages of a whole
+// block costs the server a fifth of its delivery rate (see the README), and
+// on a replicated stream each delivery of one goes through its consumer's
+// Raft group first. Like the durable consumer, the reader is deleted and
+// made anew by each term, so that a deposed leader still reading finds it
+// gone; one that nothing reads from any more expires after readerIdle.
+func (in *ingest) reader(ctx context.Context, str jetstream.Stream, after uint64) (jetstream.Consumer, error) {
+	name := in.pol.consumer + readerSuffix
+	cfg := jetstream.ConsumerConfig{
+		Name:              name,
+		Description:       readerDescription + in.pol.stream,
+		AckPolicy:         jetstream.AckNonePolicy,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: readerIdle,
+		// Its state is worth nothing past the term: the head is the truth.
+		MemoryStorage: true,
+	}
+	if after > 0 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = after + 1
+	}
+	if err := str.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("reset reader %s: %w", name, err)
+	}
+	cons, err := str.CreateConsumer(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("reader %s: %w", name, err)
+	}
+	return cons, nil
+}
+
+// readerDescription begins the description of every reader the ingest
+// makes.
+const readerDescription = "nts reader of "
+
+// control is JetStream on the control connection, where acks and cursor
+// moves go: their replies do not wait there behind the deliveries queued
+// for the ingest's own connection.
+func (in *ingest) control() jetstream.JetStream {
+	if in.ctl != nil {
+		return in.ctl
+	}
+	return in.js
+}
+
+// moveCursor moves the durable consumer past seq, the last message of a
+// committed block, when the term reads through a reader. Moves go out one
+// at a time, each to the newest seq committed by then, so the cursor never
+// steps back; the sealer waits for the last before it returns. A cursor
+// that is gone (deleted by hand) ends the term, so that the next makes it
+// anew.
+func (in *ingest) moveCursor(ctx context.Context, t *term, seq uint64) {
+	t.cursorMu.Lock()
+	t.cursorWant = seq
+	if t.cursorBusy {
+		t.cursorMu.Unlock()
+		return
+	}
+	t.cursorBusy = true
+	t.cursorMu.Unlock()
+	t.acks.Go(func() {
+		for {
+			t.cursorMu.Lock()
+			want := t.cursorWant
+			if want == t.cursorAt {
+				t.cursorBusy = false
+				t.cursorMu.Unlock()
+				return
+			}
+			t.cursorMu.Unlock()
+			if err := in.resetCursor(ctx, want); err != nil {
+				in.cursorFailed(ctx, t, want, err)
+			}
+			t.cursorMu.Lock()
+			t.cursorAt = want
+			t.cursorMu.Unlock()
+		}
+	})
+}
+
+// cursorFailed acts on a cursor move that failed: a cursor that is gone
+// (deleted by hand; the server answers no reset of a consumer it does not
+// have) ends the term, so that the next makes it anew; otherwise the next
+// block's move covers this one.
+func (in *ingest) cursorFailed(ctx context.Context, t *term, seq uint64, err error) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, cerr := in.control().Consumer(cctx, in.pol.source, in.pol.consumer); errors.Is(cerr, jetstream.ErrConsumerNotFound) {
+		if t.fail != nil {
+			t.fail(fmt.Errorf("%w: %s, moving it past %d", jetstream.ErrConsumerDeleted, in.pol.consumer, seq))
+		}
+		return
+	}
+	in.log.Warn("consumer not moved past a committed block; the next block's move covers it", "consumer", in.pol.consumer, "last_seq", seq, "err", err)
+}
+
+// resetCursor resets the durable consumer to start after seq, and checks
+// that the server did.
+func (in *ingest) resetCursor(ctx context.Context, seq uint64) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	resp, err := in.control().ResetConsumerToSequence(rctx, in.pol.source, in.pol.consumer, seq+1)
+	if err != nil {
+		return err
+	}
+	if resp.ResetSeq != seq+1 {
+		return fmt.Errorf("reset to %d, not %d", resp.ResetSeq, seq+1)
+	}
+	return nil
+}
+
 // add puts one fetched message in the builder, or acks it when an earlier
 // term already archived it; it reports whether it added it.
 func (in *ingest) add(ctx context.Context, t *term, m *nats.Msg) (ackMeta, bool, error) {
@@ -665,6 +837,9 @@ func (in *ingest) add(ctx context.Context, t *term, m *nats.Msg) (ackMeta, bool,
 	case seq <= t.head.LastSeq:
 		in.stats.Skipped.Add(1)
 		in.verify(ctx, t, in.toBlock(t, m, seq, meta.time))
+		if t.reader {
+			return meta, false, nil // the reader acks nothing
+		}
 		if err := m.Respond(ackAck); err != nil {
 			in.log.Warn("ack of an archived message failed; it will come again", "seq", seq, "err", err)
 		}
@@ -778,15 +953,18 @@ func (in *ingest) commit(ctx context.Context, t *term, job *sealJob) error {
 	in.stats.RawBytes.Add(bm.RawSize)
 	in.stats.Bytes.Add(bm.Size)
 	in.stats.LastSeq.Store(bm.LastSeq)
-	// The ack's confirmation is awaited apart, so that the next block's
-	// commit does not wait for it; the sealer waits for every ack before
-	// it returns. So is the purge of what a mirror holds of the block.
-	t.acks.Go(func() {
-		in.ack(ctx, job.last, bm.LastSeq)
-		if t.mirror != nil {
-			in.purgeMirror(ctx, t.mirror, bm.LastSeq)
-		}
-	})
+	// The ack's (or the cursor move's) confirmation is awaited apart, so
+	// that the next block's commit does not wait for it; the sealer waits
+	// for every one before it returns. So is the purge of what a mirror
+	// holds of the block.
+	if t.reader {
+		in.moveCursor(ctx, t, bm.LastSeq)
+	} else {
+		t.acks.Go(func() { in.ack(ctx, job.last, bm.LastSeq) })
+	}
+	if t.mirror != nil {
+		t.acks.Go(func() { in.purgeMirror(ctx, t.mirror, bm.LastSeq) })
+	}
 	in.log.Debug("block committed", "first_seq", bm.FirstSeq, "last_seq", bm.LastSeq, "msgs", bm.Count, "raw", bm.RawSize, "stored", bm.Size)
 	return nil
 }
@@ -801,11 +979,7 @@ func (in *ingest) ack(ctx context.Context, last *nats.Msg, seq uint64) {
 	// The ack is published on the other connection where there is one, so
 	// that its confirmation does not wait behind the deliveries queued for
 	// this one; as DoubleAck does, it waits for the server's reply.
-	nc := in.acks
-	if nc == nil {
-		nc = in.js.Conn()
-	}
-	if _, err := nc.RequestWithContext(actx, last.Reply, ackAck); err != nil {
+	if _, err := in.control().Conn().RequestWithContext(actx, last.Reply, ackAck); err != nil {
 		in.log.Warn("block ack not confirmed; its messages may come again and will be skipped", "last_seq", seq, "err", err)
 	}
 }

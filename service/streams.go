@@ -123,7 +123,7 @@ func (a *archiver) start(ctx context.Context, pol policy) {
 	if data == nil {
 		data = a.js
 	}
-	in := &ingest{js: data, acks: a.nc, ix: a.ix, ctrl: a.ctrl, id: a.id, log: log, pol: pol, stats: st, flushTimeout: 30 * time.Second}
+	in := &ingest{js: data, ctl: a.js, ix: a.ix, ctrl: a.ctrl, id: a.id, log: log, pol: pol, stats: st, flushTimeout: 30 * time.Second}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
