@@ -472,9 +472,17 @@ func (in *ingest) start(ctx context.Context) (*term, jetstream.Consumer, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	reader := in.canReset(ctx)
-	if reader {
-		if cons, err = in.reader(ctx, str, head.LastSeq); err != nil {
+	reader := false
+	if in.canReset(ctx) {
+		rd, err := in.reader(ctx, str, head.LastSeq)
+		var apiErr *jetstream.APIError
+		switch {
+		case err == nil:
+			cons, reader = rd, true
+		case errors.As(err, &apiErr):
+			// A stream or account limit on consumers, most likely.
+			in.log.Warn("the server refused the reader; reading through the durable consumer, acked block by block", "err", err)
+		default:
 			return nil, nil, err
 		}
 	}
@@ -748,12 +756,16 @@ func (in *ingest) control() jetstream.JetStream {
 	return in.js
 }
 
+// cursorEvery spaces the moves of a cursor: the server writes the
+// consumer's state file at each.
+const cursorEvery = 100 * time.Millisecond
+
 // moveCursor moves the durable consumer past seq, the last message of a
 // committed block, when the term reads through a reader. Moves go out one
-// at a time, each to the newest seq committed by then, so the cursor never
-// steps back; the sealer waits for the last before it returns. A cursor
-// that is gone (deleted by hand) ends the term, so that the next makes it
-// anew.
+// at a time, at most one per cursorEvery, each to the newest seq committed
+// by then, so the cursor never steps back; the sealer waits for the last
+// before it returns. A cursor that is gone (deleted by hand) ends the term,
+// so that the next makes it anew.
 func (in *ingest) moveCursor(ctx context.Context, t *term, seq uint64) {
 	t.cursorMu.Lock()
 	t.cursorWant = seq
@@ -764,7 +776,11 @@ func (in *ingest) moveCursor(ctx context.Context, t *term, seq uint64) {
 	t.cursorBusy = true
 	t.cursorMu.Unlock()
 	t.acks.Go(func() {
+		var last time.Time
 		for {
+			if !last.IsZero() {
+				time.Sleep(cursorEvery - time.Since(last))
+			}
 			t.cursorMu.Lock()
 			want := t.cursorWant
 			if want == t.cursorAt {
@@ -773,6 +789,7 @@ func (in *ingest) moveCursor(ctx context.Context, t *term, seq uint64) {
 				return
 			}
 			t.cursorMu.Unlock()
+			last = time.Now()
 			if err := in.resetCursor(ctx, want); err != nil {
 				in.cursorFailed(ctx, t, want, err)
 			}
