@@ -147,7 +147,9 @@ type StreamSpec struct {
 	Name string `yaml:"name"`
 	// Kind overrides detection from the name: "plain", "kv" or "obj".
 	Kind string `yaml:"kind"`
-	// Consumer is the durable consumer's name (default "nts-<stream>").
+	// Consumer is the durable consumer's name (default "nts-<stream>"):
+	// the archive's cursor. The stream is read through "<Consumer>-reader"
+	// where the server resets consumers (see the package doc).
 	Consumer string `yaml:"consumer"`
 	// Mirror: "auto" (mirror WorkQueue streams), "always" or "never".
 	Mirror string             `yaml:"mirror"`

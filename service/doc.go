@@ -20,6 +20,21 @@
 //     acked, archived or not, and keeping it holds nts's interest in the
 //     stream while no replica runs. A server that cannot reset a consumer
 //     gets the delete and a warning.
+//
+//     Where the server resets consumers (JetStream API level 4, nats-server
+//     2.14 and later), the durable consumer is never fetched from: it is
+//     the archive's cursor, and the messages are read through a reader,
+//     "<consumer>-reader", made anew at head+1 by each term, which acks
+//     nothing (AckNone) and keeps its state in memory. An acknowledged
+//     consumer costs the server a pending entry, an ack timer and a
+//     delivery record for every message of the block being built (and on
+//     a replicated stream a Raft proposal for each delivery). Draining a
+//     backlog of 200k messages of 256 B on two cores, nts went from a median
+//     0.74x the rate of a consumer that acks nothing (10 runs) reading
+//     through the durable consumer to 0.92x reading through the reader.
+//     Older servers, and a stream or account whose limits refuse one more
+//     consumer, are read through the durable consumer as before.
+//
 //  2. It fills a block builder from the consumer's deliveries, fetched by a
 //     pull loop of its own (puller: the JetStream pull protocol on a core
 //     subscription, with a heartbeat check once an interval rather than a
@@ -38,14 +53,22 @@
 //     steady stream still fills whole blocks and a trickle seals by
 //     max_linger. Up to two sealed blocks are written to the tiers while the
 //     next fills; a handler waiting for the writer stops the pulls.
+//
 //  3. A written block is committed in order: a compare-and-set of the head
 //     (which fences a deposed leader: its commit fails and it never acks)
 //     and the block's index entry.
-//  4. Then the block's last message is acked (the consumer acks all) and
-//     the ack confirmed.
 //
-// A crash anywhere loses nothing (unacked messages come again) and
-// duplicates nothing (messages at or below the head are acked and skipped;
+//  4. Then the durable consumer is moved past the block's last message (a
+//     reset, confirmed by the server; at most one each 100ms, always to the
+//     newest commit, so it never steps back), which on an Interest stream
+//     releases the block's messages as acks would; read through the
+//     durable consumer, the block's last message is acked (the consumer
+//     acks all) and the ack confirmed. A cursor deleted by hand ends the
+//     term, and the next makes it anew.
+//
+// A crash anywhere loses nothing (nothing past the head is acked or passed
+// by the cursor, and each term reads again from the head) and duplicates
+// nothing (messages at or below the head are acked and skipped;
 // their content is checked against the archive and a difference is logged
 // loudly, the archive keeping the first version). A delivery that never
 // reaches the handler (dropped by a client left behind during a long tier
