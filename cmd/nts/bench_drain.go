@@ -41,7 +41,7 @@ func (b *benchRun) drainRows(ctx context.Context) []row {
 		if f.Rounds > 1 {
 			note = fmt.Sprintf("tiers memory + file + dir:// blob, as BenchmarkArchiveDrain; medians of %d rounds, the order of the five drains rotated", f.Rounds)
 		}
-		note += "; every message carries the same random payload (so a frame compresses across its messages); the plain consumers read through jetstream's Consume callback, nts through its own pull loop; the nts time runs from its consumer's creation to the index holding the last block"
+		note += "; every message carries the same random payload (so a frame compresses across its messages); the plain consumers read through jetstream's Consume callback, nts through its own pull loop on an AckNone reader, moving its durable consumer past each committed block; the nts time runs from its consumer's creation to the index holding the last block"
 		r := []row{
 			measured(specs[0].id, specs[0].name, rate("acking each msg", tc.n, f.Acking), nts, specs[0].target),
 			measured(specs[1].id, specs[1].name, rate("acking none", tc.n, f.NoAck), nts, specs[1].target),
