@@ -783,7 +783,9 @@ func (in *ingest) moveCursor(ctx context.Context, t *term, seq uint64) {
 			}
 			t.cursorMu.Lock()
 			want := t.cursorWant
-			if want == t.cursorAt {
+			// A leader deposed (the sealer's ctx ends) moves it no more: its
+			// successor has made the cursor anew at the head.
+			if want == t.cursorAt || ctx.Err() != nil {
 				t.cursorBusy = false
 				t.cursorMu.Unlock()
 				return
