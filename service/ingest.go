@@ -710,11 +710,11 @@ const readerIdle = 5 * time.Minute
 // Interest stream releases the messages as acks would. The messages are
 // exactly as safe, since nothing moves the cursor before its block is
 // committed and every term starts from the head, but the server keeps no
-// pending entry, ack timer or delivery record a message for the reader: an
+// pending entry or delivery record per message for the reader: an
 // acknowledged consumer's bookkeeping of the un-acked messages of a whole
-// block costs the server a fifth of its delivery rate (see the README), and
-// on a replicated stream each delivery of one goes through its consumer's
-// Raft group first. Like the durable consumer, the reader is deleted and
+// block slowed drains of small messages by about a fifth (see the README),
+// and on a replicated stream each delivery of one goes through its
+// consumer's Raft group first. Like the durable consumer, the reader is deleted and
 // made anew by each term, so that a deposed leader still reading finds it
 // gone; one that nothing reads from any more expires after readerIdle.
 func (in *ingest) reader(ctx context.Context, str jetstream.Stream, after uint64) (jetstream.Consumer, error) {
