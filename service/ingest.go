@@ -126,7 +126,8 @@ type term struct {
 	// blocks move the durable consumer (the cursor) with resets; without
 	// one, through the durable consumer, acked block by block.
 	reader bool
-	// fail ends the term from outside the handler (a cursor gone).
+	// fail ends the term from outside the handler: a block that failed, a
+	// cursor gone.
 	fail func(error)
 
 	cursorMu   sync.Mutex
@@ -173,7 +174,7 @@ func (in *ingest) run(ctx context.Context) error {
 	sealed := make(chan struct{})
 	go func() {
 		defer close(sealed)
-		in.sealer(sctx, t, func(err error) { stopLoop(err) })
+		in.sealer(sctx, t)
 	}()
 
 	in.log.Info("ingest started", "archive", in.pol.archive, "after_seq", t.head.LastSeq, "consumer", in.pol.consumer, "reads_through", cons.CachedInfo().Name)
@@ -891,8 +892,8 @@ func (in *ingest) toBlock(t *term, m *nats.Msg, seq uint64, ts int64) block.Msg 
 // once (at most 1+inFlight, when the handler waits for a free one), and
 // commits and acks them one by one in order. It returns when t.jobs is
 // closed and every block handed over is committed, or when a block fails:
-// then it reports the error through fail and commits nothing after it.
-func (in *ingest) sealer(ctx context.Context, t *term, fail func(error)) {
+// then it reports the error through t.fail and commits nothing after it.
+func (in *ingest) sealer(ctx context.Context, t *term) {
 	queue := make(chan *sealJob, inFlight)
 	go func() {
 		defer close(queue)
@@ -914,7 +915,7 @@ func (in *ingest) sealer(ctx context.Context, t *term, fail func(error)) {
 				failed = in.commit(ctx, t, job)
 			}
 			if failed != nil {
-				fail(failed)
+				t.fail(failed)
 			}
 		}
 		if failed == nil {
