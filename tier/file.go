@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -109,18 +110,22 @@ func ValidatePrefix(prefix string) error {
 // Writes are durable and atomic: the object is written to a temporary file in
 // the same directory, fsynced, renamed over the target, and the directory is
 // fsynced. A key cannot be both an object and a directory of other objects
-// ("a" and "a/b"); putting the second fails. On Linux the fsyncs wait through
-// asynchronous I/O, so that a goroutine waiting on the disk does not hold
-// one of the runtime's Ps (see syncFile).
+// ("a" and "a/b"); putting the second fails. On Linux a block is written
+// around the page cache, from the caller's buffer (see writeDurable), and the
+// writes and fsyncs wait through asynchronous I/O, so that a goroutine
+// waiting on the disk does not hold one of the runtime's Ps (see syncFile).
 //
 // Reads keep the handles of recently read files open (see openFiles): a
 // read costs a stat of the open file and one positioned read.
 //
 // File is safe for concurrent use. Buffers returned by Get and GetRange are
-// the caller's; Put does not retain blk.
+// the caller's; Put does not retain blk, nor change it.
 type File struct {
 	dir   string
 	files *openFiles
+	// buffered is set once the file system has refused a direct write:
+	// blocks go through the page cache from then on (see writeDurable).
+	buffered atomic.Bool
 }
 
 var (
@@ -216,7 +221,7 @@ func (f *File) Put(ctx context.Context, key string, blk []byte) error {
 	if err := f.mkdirs(dir); err != nil {
 		return fmt.Errorf("file put %q: %w", key, err)
 	}
-	err = putFileAtomic(ctx, dir, path, blk)
+	err = f.putAtomic(ctx, dir, path, blk)
 	f.files.forget(key) // a handle kept for key reads the file replaced
 	if err != nil {
 		return fmt.Errorf("file put %q: %w", key, err)
@@ -224,9 +229,9 @@ func (f *File) Put(ctx context.Context, key string, blk []byte) error {
 	return nil
 }
 
-// putFileAtomic writes blk to a temporary file in dir, fsyncs it, renames it to
+// putAtomic writes blk to a temporary file in dir, fsyncs it, renames it to
 // path and fsyncs dir. On failure it removes the temporary file.
-func putFileAtomic(ctx context.Context, dir, path string, blk []byte) (err error) {
+func (f *File) putAtomic(ctx context.Context, dir, path string, blk []byte) (err error) {
 	tmp, err := os.CreateTemp(dir, TempPrefix+"*")
 	if err != nil {
 		return err
@@ -242,10 +247,7 @@ func putFileAtomic(ctx context.Context, dir, path string, blk []byte) (err error
 		}
 		err = errors.Join(err, cerr, os.Remove(tmp.Name()))
 	}()
-	if _, err := tmp.Write(blk); err != nil {
-		return err
-	}
-	if err := syncFile(tmp); err != nil {
+	if err := f.writeDurable(tmp, blk); err != nil {
 		return err
 	}
 	closed = true
@@ -260,6 +262,15 @@ func putFileAtomic(ctx context.Context, dir, path string, blk []byte) (err error
 		return err
 	}
 	return fsyncDir(dir)
+}
+
+// writeBuffered writes blk to tmp through the page cache and commits it to
+// stable storage.
+func writeBuffered(tmp *os.File, blk []byte) error {
+	if _, err := tmp.Write(blk); err != nil {
+		return err
+	}
+	return syncFile(tmp)
 }
 
 // mkdirs creates dir and any missing parents below the store's root, and
