@@ -109,6 +109,36 @@ func BenchmarkSealRepeated(b *testing.B) {
 	b.ReportMetric(float64(meta.Size), "stored-bytes")
 }
 
+// BenchmarkSealFirst seals the first block of a new builder, as each of a
+// term's builders does: with nothing sealed yet to size its body by, the
+// body grows as the frames come. B/op is what that costs besides the block
+// itself (stored-bytes).
+func BenchmarkSealFirst(b *testing.B) {
+	payload := make([]byte, 4096)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range payload {
+		payload[i] = byte(rng.Uint32())
+	}
+	var meta Meta
+	b.ReportAllocs()
+	for b.Loop() {
+		bld, err := NewBuilder(Options{Stream: "BENCH", Codec: CodecS2})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for seq := uint64(1); !bld.Full(); seq++ {
+			if err := bld.Add(Msg{Seq: seq, Subject: "BENCH.data", Data: payload, Time: int64(seq)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, meta, err = bld.Seal(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(meta.RawSize)
+	b.ReportMetric(float64(meta.Size), "stored-bytes")
+}
+
 // sealLogs seals msgs into one block with codec.
 func sealLogs(tb testing.TB, msgs []Msg, codec Codec) ([]byte, Meta) {
 	tb.Helper()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -688,6 +689,69 @@ func TestSealOwnership(t *testing.T) {
 				}
 				if _, err := OpenBytes(blk); err != nil {
 					t.Fatalf("block %d: %v", i, err)
+				}
+			}
+		})
+	}
+}
+
+// TestSealBodyAllocs: the first block of a builder, whose body grows as its
+// frames come, allocates not much more than itself: its body is sized from
+// how well its first frames compressed, not doubled frame after frame and
+// then copied at Seal. Nor does a block the size of the last one sealed
+// allocate much more than itself.
+func TestSealBodyAllocs(t *testing.T) {
+	payload := make([]byte, 4096)
+	rng := rand.New(rand.NewPCG(11, 12))
+	for i := range payload {
+		payload[i] = byte(rng.Uint32())
+	}
+	for _, codec := range codecs {
+		t.Run(codec.String(), func(t *testing.T) {
+			if raceEnabled && codec != CodecNone {
+				t.Skip("the race detector drops the codec's pooled scratch, which then counts as allocated")
+			}
+			var seq uint64
+			fill := func(b *Builder) (size int) {
+				for !b.Full() {
+					seq++
+					if err := b.Add(Msg{Seq: seq, Subject: "S.data", Data: payload, Time: int64(seq)}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				blk, _, err := b.Seal()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return len(blk)
+			}
+			// The codec's own first use (zstd's encoder state) is not
+			// the builder's.
+			warm, err := NewBuilder(Options{Stream: "S", Codec: codec, TargetSize: 64 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fill(warm)
+			b, err := NewBuilder(Options{Stream: "S", Codec: codec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, what := range []string{"first block", "block the size of the last"} {
+				seq = 0
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				size := fill(b)
+				runtime.ReadMemStats(&after)
+				// Besides the block: the open frame, the builder's
+				// per-message slices (about 20 bytes a message) on the
+				// first block, the codec's scratch.
+				limit := uint64(size) + uint64(size)/4
+				if i == 0 {
+					limit = uint64(size) + uint64(size)/2 + uint64(seq)*32
+				}
+				alloc := after.TotalAlloc - before.TotalAlloc
+				if alloc > limit {
+					t.Errorf("%s of %d bytes (%d messages) allocated %d bytes, want at most %d", what, size, seq, alloc, limit)
 				}
 			}
 		})
