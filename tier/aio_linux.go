@@ -43,7 +43,7 @@ const (
 	iocbCmdPwrite = 1      // IOCB_CMD_PWRITE
 	iocbCmdFsync  = 2      // IOCB_CMD_FSYNC
 	iocbFlagResfd = 1 << 0 // IOCB_FLAG_RESFD: count the completion on an eventfd
-	// aioDepth bounds the fsyncs in flight; it is the size of the AIO
+	// aioDepth bounds the requests in flight; it is the size of the AIO
 	// context's completion ring.
 	aioDepth = 64
 )
@@ -101,7 +101,7 @@ type pending struct {
 var (
 	aioOnce sync.Once
 	aio     *aioQueue
-	aioOff  atomic.Bool // AIO cannot fsync here: fsync(2) from now on
+	aioOff  atomic.Bool // AIO cannot fsync here: fsync(2) and pwrite(2) from now on
 )
 
 // syncFile commits f's data and metadata to stable storage, as f.Sync does.
@@ -242,7 +242,7 @@ func (s *aioQueue) do(cb iocb, buf []byte) (res aioResult, n int64, err error) {
 	}
 }
 
-// reap waits on the eventfd and hands each completed fsync its result. It
+// reap waits on the eventfd and hands each completed request its result. It
 // runs for the life of the process.
 func (s *aioQueue) reap() {
 	var count [8]byte
@@ -280,7 +280,7 @@ func (s *aioQueue) reap() {
 	}
 }
 
-// abort fails every fsync in flight with err and turns AIO off. The
+// abort fails every request in flight with err and turns AIO off. The
 // eventfd and the ring do not fail while the process runs; this is only
 // so that nothing waits forever if they ever do.
 func (s *aioQueue) abort(err error) {

@@ -16,11 +16,12 @@ import (
 )
 
 // TestFilePutDirect puts blocks of many lengths, from page-aligned memory and
-// from memory that is not, and reads each back byte for byte. A page-aligned
-// block is written around the page cache: of its pages, only the tail that
-// does not fill one is left cached.
+// from memory that is not, into a store that writes around the page cache,
+// and reads each back byte for byte. A page-aligned block is written around
+// the page cache: of its pages, only the tail that does not fill one is left
+// cached.
 func TestFilePutDirect(t *testing.T) {
-	f, err := NewFile(t.TempDir())
+	f, err := NewFile(t.TempDir(), WriteAround())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestFilePutDirectWithoutAIO(t *testing.T) {
 	was, ctx := aioOff.Swap(true), aio
 	aio = nil
 	t.Cleanup(func() { aioOff.Store(was); aio = ctx })
-	f, err := NewFile(t.TempDir())
+	f, err := NewFile(t.TempDir(), WriteAround())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,29 +116,37 @@ func TestWriteDirectRefused(t *testing.T) {
 	}
 }
 
-// TestFilePutBuffered: a store whose file system refused O_DIRECT writes
-// every block through the page cache, whole.
+// TestFilePutBuffered: a store made without WriteAround, and one whose file
+// system refused O_DIRECT, write every block through the page cache, whole.
 func TestFilePutBuffered(t *testing.T) {
-	f, err := NewFile(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.buffered.Store(true)
-	blk := pageAligned(1<<20+5, true)
-	for i := range blk {
-		blk[i] = byte(i * 7)
-	}
-	if err := f.Put(context.Background(), "S/b.blk", blk); err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile(filepath.Join(f.Dir(), "S", "b.blk"))
-	if err != nil || !bytes.Equal(got, blk) {
-		t.Fatalf("read back %d bytes, err %v", len(got), err)
-	}
-	// Written through the page cache, the pages stay cached after the
-	// fsync (on a machine with memory to spare).
-	if cached, pages := cachedPages(t, filepath.Join(f.Dir(), "S", "b.blk")); cached <= 1 {
-		t.Errorf("%d of %d pages cached: the block was written around the page cache", cached, pages)
+	for _, tc := range []struct {
+		name    string
+		opts    []FileOption
+		refused bool
+	}{{"default", nil, false}, {"write-around refused", []FileOption{WriteAround()}, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := NewFile(t.TempDir(), tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.buffered.Store(tc.refused)
+			blk := pageAligned(1<<20+5, true)
+			for i := range blk {
+				blk[i] = byte(i * 7)
+			}
+			if err := f.Put(context.Background(), "S/b.blk", blk); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(f.Dir(), "S", "b.blk")
+			// Written through the page cache, the pages stay cached
+			// after the fsync (on a machine with memory to spare).
+			if cached, pages := cachedPages(t, path); cached <= 1 {
+				t.Errorf("%d of %d pages cached: the block was written around the page cache", cached, pages)
+			}
+			if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, blk) {
+				t.Fatalf("read back %d bytes, err %v", len(got), err)
+			}
+		})
 	}
 }
 

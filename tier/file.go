@@ -110,10 +110,10 @@ func ValidatePrefix(prefix string) error {
 // Writes are durable and atomic: the object is written to a temporary file in
 // the same directory, fsynced, renamed over the target, and the directory is
 // fsynced. A key cannot be both an object and a directory of other objects
-// ("a" and "a/b"); putting the second fails. On Linux a block is written
-// around the page cache, from the caller's buffer (see writeDurable), and the
-// writes and fsyncs wait through asynchronous I/O, so that a goroutine
-// waiting on the disk does not hold one of the runtime's Ps (see syncFile).
+// ("a" and "a/b"); putting the second fails. On Linux the fsyncs, and the
+// writes of a store that writes around the page cache (WriteAround), wait
+// through asynchronous I/O, so that a goroutine waiting on the disk does not
+// hold one of the runtime's Ps (see syncFile and writeDurable).
 //
 // Reads keep the handles of recently read files open (see openFiles): a
 // read costs a stat of the open file and one positioned read.
@@ -123,8 +123,10 @@ func ValidatePrefix(prefix string) error {
 type File struct {
 	dir   string
 	files *openFiles
-	// buffered is set once the file system has refused a direct write:
-	// blocks go through the page cache from then on (see writeDurable).
+	// around: objects are written around the page cache (WriteAround);
+	// buffered is set once the file system has refused it, and objects go
+	// through the page cache from then on (see writeDurable).
+	around   bool
 	buffered atomic.Bool
 }
 
@@ -133,9 +135,23 @@ var (
 	_ RangeInto = (*File)(nil)
 )
 
+// FileOption configures a File store.
+type FileOption func(*File)
+
+// WriteAround makes a File store write the whole pages of each object around
+// the page cache, straight from the caller's buffer (O_DIRECT, on Linux;
+// elsewhere the option changes nothing), for a store whose objects are
+// seldom read soon after they are written: the dir:// blob tier, which the
+// memory and file tiers in front of it shield from reads. Such a write costs
+// a fraction of the CPU of one through the page cache, but a read soon after
+// it goes to the disk, where it would have found the pages cached: the file
+// tier, which serves the reads the memory tier cannot, writes through the
+// page cache (see writeDurable).
+func WriteAround() FileOption { return func(f *File) { f.around = true } }
+
 // NewFile returns a File store rooted at dir, creating dir if needed and
 // removing temporary files left by writes that a crash interrupted.
-func NewFile(dir string) (*File, error) {
+func NewFile(dir string, opts ...FileOption) (*File, error) {
 	if dir == "" {
 		return nil, errors.New("file tier: empty directory")
 	}
@@ -147,6 +163,9 @@ func NewFile(dir string) (*File, error) {
 		return nil, fmt.Errorf("file tier: %w", err)
 	}
 	f := &File{dir: abs, files: newOpenFiles(maxOpenFiles)}
+	for _, o := range opts {
+		o(f)
+	}
 	if _, err := f.RemoveTemp(StaleTemp); err != nil {
 		return nil, fmt.Errorf("file tier: removing partial writes: %w", err)
 	}

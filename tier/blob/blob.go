@@ -55,7 +55,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Blob, error) {
 	var be backend
 	switch cfg.Scheme {
 	case SchemeDir:
-		f, err := tier.NewFile(cfg.Dir)
+		// The tiers in front of it take the reads: its blocks are
+		// written around the page cache.
+		f, err := tier.NewFile(cfg.Dir, tier.WriteAround())
 		if err != nil {
 			return nil, fmt.Errorf("blob %s: %w", cfg, err)
 		}
