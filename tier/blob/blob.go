@@ -8,6 +8,10 @@
 //	dir:///var/lib/nts/blob
 //	s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1&path_style=true
 //
+// A dir:// store is a tier.File written around the page cache
+// (tier.WriteAround): the memory and file tiers in front of it take the
+// reads, so its pages would only sit in the cache.
+//
 // In a bucket, key k is stored as object <prefix>/k. Uploads larger than the
 // part size go up in parts (multipart upload, aborted on failure); ranged
 // reads are ranged GETs whose length is checked; failed requests are retried
