@@ -235,11 +235,11 @@ func (s *aioQueue) do(cb iocb, buf []byte) (res aioResult, n int64, err error) {
 		}
 		return aioDone, 0, e
 	}
-	if r := <-done; r < 0 {
+	r := <-done
+	if r < 0 {
 		return aioDone, 0, syscall.Errno(-r)
-	} else {
-		return aioDone, r, nil
 	}
+	return aioDone, r, nil
 }
 
 // reap waits on the eventfd and hands each completed request its result. It
