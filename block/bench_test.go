@@ -76,34 +76,17 @@ func BenchmarkEncode(b *testing.B) {
 // S2 stores each block in about 1.2 MB. The bytes allocated a block are
 // its body; a body Seal had to copy would count twice.
 func BenchmarkSealRepeated(b *testing.B) {
-	payload := make([]byte, 4096)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range payload {
-		payload[i] = byte(rng.Uint32())
-	}
+	payload := RandomPayload(4096, 1)
 	bld, err := NewBuilder(Options{Stream: "BENCH", Codec: CodecS2})
 	if err != nil {
 		b.Fatal(err)
 	}
-	seq := uint64(0)
-	seal := func() Meta {
-		for !bld.Full() {
-			seq++
-			if err := bld.Add(Msg{Seq: seq, Subject: "BENCH.data", Data: payload, Time: int64(seq)}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		_, meta, err := bld.Seal()
-		if err != nil {
-			b.Fatal(err)
-		}
-		return meta
-	}
-	seal() // the first block sizes the bodies of the next
+	var seq uint64
+	SealRepeated(b, bld, payload, &seq) // the first block sizes the bodies of the next
 	var meta Meta
 	b.ReportAllocs()
 	for b.Loop() {
-		meta = seal()
+		_, meta = SealRepeated(b, bld, payload, &seq)
 	}
 	b.SetBytes(meta.RawSize)
 	b.ReportMetric(float64(meta.Size), "stored-bytes")
@@ -114,11 +97,7 @@ func BenchmarkSealRepeated(b *testing.B) {
 // body grows as the frames come. B/op is what that costs besides the block
 // itself (stored-bytes).
 func BenchmarkSealFirst(b *testing.B) {
-	payload := make([]byte, 4096)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range payload {
-		payload[i] = byte(rng.Uint32())
-	}
+	payload := RandomPayload(4096, 1)
 	var meta Meta
 	b.ReportAllocs()
 	for b.Loop() {
@@ -126,14 +105,8 @@ func BenchmarkSealFirst(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for seq := uint64(1); !bld.Full(); seq++ {
-			if err := bld.Add(Msg{Seq: seq, Subject: "BENCH.data", Data: payload, Time: int64(seq)}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if _, meta, err = bld.Seal(); err != nil {
-			b.Fatal(err)
-		}
+		var seq uint64
+		_, meta = SealRepeated(b, bld, payload, &seq)
 	}
 	b.SetBytes(meta.RawSize)
 	b.ReportMetric(float64(meta.Size), "stored-bytes")

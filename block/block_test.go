@@ -701,29 +701,11 @@ func TestSealOwnership(t *testing.T) {
 // then copied at Seal. Nor does a block the size of the last one sealed
 // allocate much more than itself.
 func TestSealBodyAllocs(t *testing.T) {
-	payload := make([]byte, 4096)
-	rng := rand.New(rand.NewPCG(11, 12))
-	for i := range payload {
-		payload[i] = byte(rng.Uint32())
-	}
+	payload := randomPayload(4096, 11)
 	for _, codec := range codecs {
 		t.Run(codec.String(), func(t *testing.T) {
 			if raceEnabled && codec != CodecNone {
 				t.Skip("the race detector drops the codec's pooled scratch, which then counts as allocated")
-			}
-			var seq uint64
-			fill := func(b *Builder) (size int) {
-				for !b.Full() {
-					seq++
-					if err := b.Add(Msg{Seq: seq, Subject: "S.data", Data: payload, Time: int64(seq)}); err != nil {
-						t.Fatal(err)
-					}
-				}
-				blk, _, err := b.Seal()
-				if err != nil {
-					t.Fatal(err)
-				}
-				return len(blk)
 			}
 			// The codec's own first use (zstd's encoder state) is not
 			// the builder's.
@@ -731,7 +713,8 @@ func TestSealBodyAllocs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fill(warm)
+			var seq uint64
+			sealRepeated(t, warm, payload, &seq)
 			b, err := NewBuilder(Options{Stream: "S", Codec: codec})
 			if err != nil {
 				t.Fatal(err)
@@ -740,8 +723,9 @@ func TestSealBodyAllocs(t *testing.T) {
 				seq = 0
 				var before, after runtime.MemStats
 				runtime.ReadMemStats(&before)
-				size := fill(b)
+				blk, _ := sealRepeated(t, b, payload, &seq)
 				runtime.ReadMemStats(&after)
+				size := len(blk)
 				// Besides the block: the open frame, the builder's
 				// per-message slices (about 20 bytes a message) on the
 				// first block, the codec's scratch.
@@ -756,4 +740,31 @@ func TestSealBodyAllocs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// randomPayload returns n random bytes drawn from seed.
+func randomPayload(n int, seed uint64) []byte {
+	payload := make([]byte, n)
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	for i := range payload {
+		payload[i] = byte(rng.Uint32())
+	}
+	return payload
+}
+
+// sealRepeated fills b with messages of payload, numbered on from *seq,
+// until it is full, and seals it.
+func sealRepeated(tb testing.TB, b *Builder, payload []byte, seq *uint64) ([]byte, Meta) {
+	tb.Helper()
+	for !b.Full() {
+		*seq++
+		if err := b.Add(Msg{Seq: *seq, Subject: "BENCH.data", Data: payload, Time: int64(*seq)}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	blk, meta, err := b.Seal()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return blk, meta
 }

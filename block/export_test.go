@@ -8,8 +8,10 @@ import "github.com/klauspost/compress/s2"
 const TailSize = tailSize
 
 var (
-	SameMsg    = sameMsg
-	BytesRange = bytesRange
+	SameMsg       = sameMsg
+	BytesRange    = bytesRange
+	RandomPayload = randomPayload
+	SealRepeated  = sealRepeated
 )
 
 // FrameOf returns the offset and stored length of the frame holding seq.

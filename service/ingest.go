@@ -170,7 +170,7 @@ func (in *ingest) run(ctx context.Context) error {
 	defer stopLoop(nil)
 	sctx, stopSealer := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopSealer(nil)
-	t.fail = func(err error) { stopLoop(err) }
+	t.fail = stopLoop
 	sealed := make(chan struct{})
 	go func() {
 		defer close(sealed)
