@@ -16,6 +16,15 @@ const (
 	// decodes one frame, a larger frame compresses better. At 32 KiB, S2
 	// stores JSON logs in 0.28 of their raw bytes (0.25 at 128 KiB) and a
 	// read of one message decodes a quarter as much.
+	//
+	// S2 encodes an input of 16 KiB or more with a 64 KiB hash table that
+	// it clears at every call, about 1.6 µs: 40% of the 4 µs it takes to
+	// encode a frame of seven 4 KiB messages. Under 16 KiB its table is a
+	// quarter of that (16383 bytes encode in 1.5-1.9 µs, 16384 in
+	// 3.1-3.5). Frames are not cut under 16 KiB for it, nor encoded as
+	// such pieces joined with s2.ConcatBlocks: each piece loses the matches
+	// into the one before, and messages that repeat 4 KiB apart then
+	// stored twice the bytes.
 	DefaultFrameSize = 32 << 10
 	// MaxTargetSize bounds Options.TargetSize.
 	MaxTargetSize = 1 << 30
