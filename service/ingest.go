@@ -805,15 +805,13 @@ func (in *ingest) moveCursor(ctx context.Context, t *term, seq uint64) {
 
 // cursorFailed acts on a cursor move that failed: a cursor that is gone
 // (deleted by hand; the server answers no reset of a consumer it does not
-// have) ends the term, so that the next makes it anew; otherwise the next
-// block's move covers this one.
+// have, so the move waits out its timeout first) ends the term, so that the
+// next makes it anew; otherwise the next block's move covers this one.
 func (in *ingest) cursorFailed(ctx context.Context, t *term, seq uint64, err error) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if _, cerr := in.control().Consumer(cctx, in.pol.source, in.pol.consumer); errors.Is(cerr, jetstream.ErrConsumerNotFound) {
-		if t.fail != nil {
-			t.fail(fmt.Errorf("%w: %s, moving it past %d", jetstream.ErrConsumerDeleted, in.pol.consumer, seq))
-		}
+		t.fail(fmt.Errorf("%w: %s, moving it past %d", jetstream.ErrConsumerDeleted, in.pol.consumer, seq))
 		return
 	}
 	in.log.Warn("consumer not moved past a committed block; the next block's move covers it", "consumer", in.pol.consumer, "last_seq", seq, "err", err)

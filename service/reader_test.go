@@ -82,6 +82,45 @@ func TestReaderMovesCursor(t *testing.T) {
 	}
 }
 
+// TestReaderCursorDeleted: a cursor deleted by hand ends the term at its
+// next move, and the next term makes it anew at the head: the archive goes
+// on, and the cursor ends past every archived message. The server answers
+// no reset of a consumer it does not have, so the move that finds it gone
+// waits out its timeout (5s) first, and the next term comes after the
+// campaign's backoff.
+func TestReaderCursorDeleted(t *testing.T) {
+	nc, js, s := streamServer(t, jetstream.StreamConfig{Name: "RD"})
+	ctx := t.Context()
+	cfg := archiveConfig(t, nc.ConnectedUrl(), "RD", func(c *service.Config) {
+		c.Block.TargetSize = 64 << 10
+		c.Block.MaxLinger = service.Duration(20 * time.Millisecond)
+	})
+	runReplica(t, cfg, nil)
+	ix := openIndex(t, js, cfg)
+
+	publishRange(t, js, "RD.x", 0, 500)
+	waitArchived(t, ix, "RD", 500)
+	if err := s.DeleteConsumer(ctx, "nts-RD"); err != nil {
+		t.Fatal(err)
+	}
+	publishRange(t, js, "RD.x", 500, 1000)
+	waitArchived(t, ix, "RD", 1000)
+	checkFor(t, 30*time.Second, func() error {
+		c, err := s.Consumer(ctx, "nts-RD")
+		if err != nil {
+			return err
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.AckFloor.Stream != 1000 || info.NumPending != 0 {
+			return fmt.Errorf("cursor: ack floor %d, %d pending; want 1000, 0", info.AckFloor.Stream, info.NumPending)
+		}
+		return nil
+	})
+}
+
 // TestReaderInterestStream: on an Interest stream whose other consumer acks
 // everything at once, the cursor holds each message until its block is
 // committed, and its moves release them, so the stream empties as the
