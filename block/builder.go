@@ -107,6 +107,11 @@ func (o Options) withDefaults() (Options, error) {
 // compressed frames becomes the block Seal returns, which belongs to the
 // caller, so that a sealed block is not copied and an idle builder holds
 // no block-sized buffer.
+//
+// Frames are compressed on the caller's goroutine. Handing each to a
+// goroutine of the builder's own, so that Add only copies, made an ingest
+// no faster: 10 interleaved drains of 50k messages of 4 KiB took a median
+// of 489 ms against 467 inline, both cores being busy throughout.
 type Builder struct {
 	opts Options
 
