@@ -11,7 +11,7 @@ import (
 )
 
 // Headers of JetStream's atomic batch publish (nats-server 2.12, ADR-50).
-// nats.go v1.55 has no API for it; the protocol is three headers on plain
+// nats.go v1.56 has no API for it; the protocol is three headers on plain
 // messages.
 const (
 	hdrBatchID     = "Nats-Batch-Id"       // same on every message, at most 64 characters

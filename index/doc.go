@@ -46,7 +46,7 @@
 // 2.12 added atomic batch publish; Open turns on AllowAtomicPublish on the
 // index bucket's stream): the block entry, then the head, each with its
 // expected last subject sequence. The server checks both and stores both or
-// neither, so no crash leaves a head without its entry. nats.go v1.55 has no
+// neither, so no crash leaves a head without its entry. nats.go v1.56 has no
 // batch API, so the batch is three headers (Nats-Batch-Id,
 // Nats-Batch-Sequence, Nats-Batch-Commit) on plain publishes; see
 // publishAtomic. It is not the default because of its cost: the server
