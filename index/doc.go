@@ -85,7 +85,9 @@
 // newest message of every blk and head key, then every new message), which
 // starts over from where it was as soon as a lost connection is back; the KV
 // watch of nats.go notices a lost consumer only through missed heartbeats,
-// 10 to 20 seconds after a server restart.
+// 10 to 20 seconds after a server restart. Close deletes that consumer,
+// which the client library would leave on the server until its inactive
+// threshold (5 minutes) passed.
 //
 // The view holds, per stream, the block entries sorted by first sequence in
 // one slice, guarded by an RWMutex: Lookup is a binary search under the read

@@ -120,6 +120,7 @@ type Index struct {
 	view view
 
 	consumer  jetstream.ConsumeContext // follows the bucket into the view
+	watcher   jetstream.Consumer       // the ordered consumer behind it
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closed    chan struct{} // closed by Close
@@ -157,16 +158,40 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Index, er
 	return ix, nil
 }
 
-// Close stops following the bucket and waits for the view's last update.
-// The view keeps what it held. Close is idempotent; calls made after it that
-// need the buckets may fail.
+// Close stops following the bucket, waits for the view's last update and
+// deletes the watch's consumer from the server. The view keeps what it held.
+// Close is idempotent; calls made after it that need the buckets may fail.
 func (ix *Index) Close() error {
 	ix.closeOnce.Do(func() {
 		close(ix.closed)
 		ix.consumer.Stop()
 		ix.wg.Wait()
+		ix.dropWatch(ix.watcher)
 	})
 	return nil
+}
+
+// dropWatchTimeout bounds the deletion of the watch's consumer at Close.
+const dropWatchTimeout = 2 * time.Second
+
+// dropWatch deletes the server's consumer behind a watch that stopped. The
+// client library stops an ordered consumer without deleting it, and the
+// server keeps it until its inactive threshold (5 minutes) passes: every
+// replica that stopped would leave one listed on the index bucket's stream
+// until then. A failure is only logged; the threshold still removes it.
+func (ix *Index) dropWatch(oc jetstream.Consumer) {
+	if oc == nil || !ix.js.Conn().IsConnected() {
+		return
+	}
+	info := oc.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dropWatchTimeout)
+	defer cancel()
+	if err := ix.js.DeleteConsumer(ctx, info.Stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		ix.log.Debug("index: deleting the watch's consumer", "consumer", info.Name, "err", err)
+	}
 }
 
 // LockTTL returns the TTL of the lock bucket in use, which is the bucket's

@@ -115,3 +115,36 @@ func TestCloseAndLostConnection(t *testing.T) {
 		t.Fatalf("WaitFor did not notice the closed connection")
 	}
 }
+
+// Close deletes the watch's consumer, which the client library would leave
+// on the bucket's stream until its inactive threshold (5 minutes) passed.
+func TestCloseDeletesWatch(t *testing.T) {
+	s := testenv.RunNATS(t)
+	r := openReplica(t, s, Options{})
+	ctx := testCtx(t, 10*time.Second)
+	str, err := r.js.Stream(ctx, "KV_"+DefaultBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumers := func() []string {
+		t.Helper()
+		var names []string
+		l := str.ConsumerNames(ctx)
+		for name := range l.Name() {
+			names = append(names, name)
+		}
+		if err := l.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	if names := consumers(); len(names) != 1 {
+		t.Fatalf("consumers on the bucket's stream while open: %q; want the watch's alone", names)
+	}
+	if err := r.ix.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if names := consumers(); len(names) != 0 {
+		t.Fatalf("consumers on the bucket's stream after Close: %q; want none", names)
+	}
+}

@@ -74,6 +74,7 @@ func (ix *Index) startWatch(ctx context.Context) error {
 		if info, err = oc.Info(ctx); err != nil {
 			cc.Stop()
 			<-cc.Closed()
+			ix.dropWatch(oc)
 			return fmt.Errorf("index: watch: %w", err)
 		}
 	}
@@ -86,9 +87,10 @@ func (ix *Index) startWatch(ctx context.Context) error {
 	case <-ctx.Done():
 		cc.Stop()
 		<-cc.Closed()
+		ix.dropWatch(oc)
 		return fmt.Errorf("index: loading the view: %w", ctx.Err())
 	}
-	ix.consumer = cc
+	ix.consumer, ix.watcher = cc, oc
 	ix.wg.Go(func() {
 		<-cc.Closed()
 		ix.view.stop()
