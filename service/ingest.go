@@ -187,6 +187,9 @@ func (in *ingest) run(ctx context.Context) error {
 	case cause != nil && !errors.Is(cause, context.Canceled):
 		err = cause // the sealer failed
 	default:
+		if ctx.Err() != nil && t.reader {
+			in.dropReader(cons)
+		}
 		timer := time.AfterFunc(in.flushTimeout, func() { stopSealer(errors.New("flush timed out")) })
 		defer timer.Stop()
 		if t.b != nil && t.b.Len() > 0 {
@@ -720,7 +723,8 @@ const readerIdle = 5 * time.Minute
 // and on a replicated stream each delivery of one goes through its
 // consumer's Raft group first. Like the durable consumer, the reader is deleted and
 // made anew by each term, so that a deposed leader still reading finds it
-// gone; one that nothing reads from any more expires after readerIdle.
+// gone; a replica shutting down deletes its own (dropReader), and one that
+// nothing reads from any more (its replica died) expires after readerIdle.
 func (in *ingest) reader(ctx context.Context, str jetstream.Stream, after uint64) (jetstream.Consumer, error) {
 	name := in.pol.consumer + readerSuffix
 	cfg := jetstream.ConsumerConfig{
@@ -745,6 +749,29 @@ func (in *ingest) reader(ctx context.Context, str jetstream.Stream, after uint64
 	}
 	return cons, nil
 }
+
+// dropReader deletes the term's reader when the replica shuts down, once
+// nothing fetches from it any more, so that a replica stopped cleanly
+// leaves only its cursor on the stream rather than a reader listed there
+// until readerIdle passes. It runs right after the shutdown began, before
+// the flush, while the lock renewed within the last third of its TTL still
+// holds: no successor can have made its own reader yet. A failure is only
+// logged; the next term deletes the reader anyway, and readerIdle ends it.
+func (in *ingest) dropReader(cons jetstream.Consumer) {
+	js := in.control()
+	info := cons.CachedInfo()
+	if info == nil || !js.Conn().IsConnected() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dropReaderTimeout)
+	defer cancel()
+	if err := js.DeleteConsumer(ctx, info.Stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		in.log.Debug("deleting the reader at shutdown", "consumer", info.Name, "err", err)
+	}
+}
+
+// dropReaderTimeout bounds dropReader.
+const dropReaderTimeout = 2 * time.Second
 
 // readerDescription begins the description of every reader the ingest
 // makes.

@@ -1,8 +1,10 @@
 package service_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -178,5 +180,49 @@ func TestReaderRefused(t *testing.T) {
 	})
 	if _, err := s.Consumer(ctx, "nts-ONE-reader"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Fatalf("reader of a stream allowing one consumer: %v", err)
+	}
+}
+
+// TestReaderDroppedAtShutdown: a replica stopped cleanly deletes its
+// reader and leaves the cursor, moved past everything it archived.
+func TestReaderDroppedAtShutdown(t *testing.T) {
+	nc, js, s := streamServer(t, jetstream.StreamConfig{Name: "RS"})
+	ctx := t.Context()
+	cfg := archiveConfig(t, nc.ConnectedUrl(), "RS")
+	ix := openIndex(t, js, cfg)
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- service.Run(rctx, cfg, slog.New(slog.DiscardHandler)) }()
+	publishRange(t, js, "RS.x", 0, 300)
+	waitArchived(t, ix, "RS", 300)
+	if _, err := s.Consumer(ctx, "nts-RS-reader"); err != nil {
+		t.Fatalf("the reader while archiving: %v", err)
+	}
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("service.Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the replica did not stop")
+	}
+	var names []string
+	l := s.ConsumerNames(ctx)
+	for name := range l.Name() {
+		names = append(names, name)
+	}
+	if err := l.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 1 || names[0] != "nts-RS" {
+		t.Fatalf("consumers after a clean stop: %q; want the cursor nts-RS alone", names)
+	}
+	c, err := s.Consumer(ctx, "nts-RS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := c.CachedInfo(); info.AckFloor.Stream != 300 {
+		t.Fatalf("cursor ack floor %d after a clean stop; want 300", info.AckFloor.Stream)
 	}
 }
