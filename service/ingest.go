@@ -754,8 +754,10 @@ func (in *ingest) reader(ctx context.Context, str jetstream.Stream, after uint64
 // nothing fetches from it any more, so that a replica stopped cleanly
 // leaves only its cursor on the stream rather than a reader listed there
 // until readerIdle passes. It runs right after the shutdown began, before
-// the flush, while the lock renewed within the last third of its TTL still
-// holds: no successor can have made its own reader yet. A failure is only
+// the flush. A lock whose renewal has not succeeded for two thirds of its
+// TTL ends the term as lost, so when the shutdown begins the lock holds for
+// a third of its TTL more at least, and dropReader gives up well within
+// that: no successor can have made its own reader yet. A failure is only
 // logged; the next term deletes the reader anyway, and readerIdle ends it.
 func (in *ingest) dropReader(cons jetstream.Consumer) {
 	js := in.control()
@@ -763,14 +765,14 @@ func (in *ingest) dropReader(cons jetstream.Consumer) {
 	if info == nil || !js.Conn().IsConnected() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), dropReaderTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), min(dropReaderTimeout, in.ix.LockTTL()/4))
 	defer cancel()
 	if err := js.DeleteConsumer(ctx, info.Stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		in.log.Debug("deleting the reader at shutdown", "consumer", info.Name, "err", err)
 	}
 }
 
-// dropReaderTimeout bounds dropReader.
+// dropReaderTimeout bounds dropReader, within a quarter of the lock TTL.
 const dropReaderTimeout = 2 * time.Second
 
 // readerDescription begins the description of every reader the ingest
