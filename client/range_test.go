@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nats-tiered/nts/client"
+	"github.com/nats-tiered/nts/internal/testenv"
 	"github.com/nats-tiered/nts/service"
 )
 
@@ -125,14 +126,10 @@ func TestRange(t *testing.T) {
 			if !slices.Equal(got, []uint64{start, start + 1, start + 2}) {
 				t.Fatalf("from %d: got %v", start, got)
 			}
-			names := s.ConsumerNames(ctx)
-			for name := range names.Name() {
+			for _, name := range testenv.ConsumerNames(t, ctx, s) {
 				if name != "nts-R" && name != "nts-R-reader" { // nts's own
 					t.Fatalf("from %d: consumer %s left", start, name)
 				}
-			}
-			if err := names.Err(); err != nil {
-				t.Fatal(err)
 			}
 		}
 	})

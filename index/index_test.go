@@ -126,25 +126,13 @@ func TestCloseDeletesWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	consumers := func() []string {
-		t.Helper()
-		var names []string
-		l := str.ConsumerNames(ctx)
-		for name := range l.Name() {
-			names = append(names, name)
-		}
-		if err := l.Err(); err != nil {
-			t.Fatal(err)
-		}
-		return names
-	}
-	if names := consumers(); len(names) != 1 {
+	if names := testenv.ConsumerNames(t, ctx, str); len(names) != 1 {
 		t.Fatalf("consumers on the bucket's stream while open: %q; want the watch's alone", names)
 	}
 	if err := r.ix.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if names := consumers(); len(names) != 0 {
+	if names := testenv.ConsumerNames(t, ctx, str); len(names) != 0 {
 		t.Fatalf("consumers on the bucket's stream after Close: %q; want none", names)
 	}
 }

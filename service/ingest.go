@@ -721,10 +721,11 @@ const readerIdle = 5 * time.Minute
 // acknowledged consumer's bookkeeping of the un-acked messages of a whole
 // block slowed drains of small messages by about a fifth (see the README),
 // and on a replicated stream each delivery of one goes through its
-// consumer's Raft group first. Like the durable consumer, the reader is deleted and
-// made anew by each term, so that a deposed leader still reading finds it
-// gone; a replica shutting down deletes its own (dropReader), and one that
-// nothing reads from any more (its replica died) expires after readerIdle.
+// consumer's Raft group first. Like the durable consumer, the reader is
+// deleted and made anew by each term, so that a deposed leader still
+// reading finds it gone; a replica shutting down deletes its own
+// (dropReader), and one that nothing reads from any more (its replica died)
+// expires after readerIdle.
 func (in *ingest) reader(ctx context.Context, str jetstream.Stream, after uint64) (jetstream.Consumer, error) {
 	name := in.pol.consumer + readerSuffix
 	cfg := jetstream.ConsumerConfig{

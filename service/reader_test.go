@@ -1,15 +1,15 @@
 package service_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/nats-tiered/nts/internal/testenv"
 	"github.com/nats-tiered/nts/service"
 )
 
@@ -190,32 +190,14 @@ func TestReaderDroppedAtShutdown(t *testing.T) {
 	ctx := t.Context()
 	cfg := archiveConfig(t, nc.ConnectedUrl(), "RS")
 	ix := openIndex(t, js, cfg)
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- service.Run(rctx, cfg, slog.New(slog.DiscardHandler)) }()
+	stop := startReplica(t, cfg, nil)
 	publishRange(t, js, "RS.x", 0, 300)
 	waitArchived(t, ix, "RS", 300)
 	if _, err := s.Consumer(ctx, "nts-RS-reader"); err != nil {
 		t.Fatalf("the reader while archiving: %v", err)
 	}
 	stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("service.Run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the replica did not stop")
-	}
-	var names []string
-	l := s.ConsumerNames(ctx)
-	for name := range l.Name() {
-		names = append(names, name)
-	}
-	if err := l.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(names) != 1 || names[0] != "nts-RS" {
+	if names := testenv.ConsumerNames(t, ctx, s); !slices.Equal(names, []string{"nts-RS"}) {
 		t.Fatalf("consumers after a clean stop: %q; want the cursor nts-RS alone", names)
 	}
 	c, err := s.Consumer(ctx, "nts-RS")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,13 +16,20 @@ import (
 // does not stop within 30 s.
 func runReplica(tb testing.TB, cfg service.Config, log *slog.Logger) {
 	tb.Helper()
+	startReplica(tb, cfg, log)
+}
+
+// startReplica runs a replica as runReplica does and returns a function
+// that stops it sooner and waits for it; the test's end stops it otherwise.
+func startReplica(tb testing.TB, cfg service.Config, log *slog.Logger) (stop func()) {
+	tb.Helper()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- service.Run(ctx, cfg, log) }()
-	tb.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -32,6 +40,8 @@ func runReplica(tb testing.TB, cfg service.Config, log *slog.Logger) {
 			tb.Error("replica did not stop")
 		}
 	})
+	tb.Cleanup(stop)
+	return stop
 }
 
 // warnLog logs warnings and errors to stderr: what a benchmark's replica
