@@ -370,7 +370,10 @@ func idleAfter(linger time.Duration) time.Duration { return min(linger/4, maxIdl
 // handler (more only where the server allows larger messages, see
 // fetchWindow): room for the handler never to wait on a nearby server,
 // while a replica's memory stays bounded. The peak RSS of a replica with a
-// 64 MiB memory tier is 119–126 MiB at 4 MiB against 135–139 at 16.
+// 64 MiB memory tier is 119–126 MiB at 4 MiB against 135–139 at 16, and a
+// wider window drains no faster: 8 interleaved drains of 50k messages of 4
+// KiB took a median of 467 ms at 4 MiB, 473 at 8 and 451 at 16, within
+// the spread of the reference consumer's 329–468 ms in the same rounds.
 //
 // The client asks for more once less than half of the window is left (2
 // MiB here), for what was used. Across a link of round trip r, a stream
