@@ -62,5 +62,8 @@ func BenchmarkArchiveDrain(b *testing.B) {
 	}
 }
 
-// drainRounds is how many times BenchmarkArchiveDrain runs each drain.
-const drainRounds = 3
+// drainRounds is how many times BenchmarkArchiveDrain runs each drain. A
+// single drain of the no-ack ceiling varies by ±20% on a shared two-core
+// machine; 8 runs of the benchmark at 5 rounds, alternating with 8 at 3,
+// put the 4 KiB drain at 0.72–0.84× the ceiling against 0.70–0.92×.
+const drainRounds = 5

@@ -47,7 +47,7 @@ const readSize = 1024
 // (under 1 minute).
 var (
 	defaultSizes = benchSizes{
-		drainSmall: 200_000, drainLarge: 50_000, drainRounds: 3,
+		drainSmall: 200_000, drainLarge: 50_000, drainRounds: 5,
 		reads: 100_000, warmup: 50, samples: 2000, blobSamples: 500,
 		scaleSmall: 1_000, scaleLarge: 100_000, scaleRead: 1_000,
 		logs: 40_000, rssBound: 64 << 20,
