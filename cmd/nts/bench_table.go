@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -69,6 +70,11 @@ type target struct {
 	Text  string  `json:"text"`
 }
 
+// met reports whether ratio meets t, which has an Op.
+func (t *target) met(ratio float64) bool {
+	return (t.Op == "<=" && ratio <= t.Ratio) || (t.Op == ">=" && ratio >= t.Ratio)
+}
+
 // hardware describes the machine measured on.
 type hardware struct {
 	CPUs     int    `json:"cpus"`
@@ -100,7 +106,7 @@ func measured(id, name string, ref, nts figure, t *target) row {
 		ratio := nts.Value / ref.Value
 		r.Ratio = &ratio
 		if t != nil && t.Op != "" {
-			ok := (t.Op == "<=" && ratio <= t.Ratio) || (t.Op == ">=" && ratio >= t.Ratio)
+			ok := t.met(ratio)
 			r.OK = &ok
 		}
 	}
@@ -196,7 +202,7 @@ func (r row) cells() []string {
 		c[2] = r.NTS.String()
 	}
 	if r.Ratio != nil {
-		c[3] = fmt.Sprintf("%.2f×", *r.Ratio)
+		c[3] = ratioText(*r.Ratio, r.Target) + "×"
 	}
 	if r.OK != nil {
 		c[5] = "yes"
@@ -205,6 +211,25 @@ func (r row) cells() []string {
 		}
 	}
 	return c
+}
+
+// ratioText formats a ratio to two decimals, or to as many more (up to six)
+// as it takes for the printed figure to stand on the same side of t as the
+// ratio does: 0.7996 against "≥ 0.8×" is printed 0.7996, not 0.80 beside a
+// NO.
+func ratioText(ratio float64, t *target) string {
+	s := strconv.FormatFloat(ratio, 'f', 2, 64)
+	if t == nil || t.Op == "" {
+		return s
+	}
+	for prec := 3; prec <= 6; prec++ {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || t.met(v) == t.met(ratio) {
+			break
+		}
+		s = strconv.FormatFloat(ratio, 'f', prec, 64)
+	}
+	return s
 }
 
 // writeText prints the report as a Markdown table, padded to line up in a

@@ -278,6 +278,31 @@ func TestRowVerdicts(t *testing.T) {
 	}
 }
 
+// TestRatioText checks that a printed ratio never reads as the other side
+// of its target.
+func TestRatioText(t *testing.T) {
+	for _, tc := range []struct {
+		ratio  float64
+		target *target
+		want   string
+	}{
+		{0.81, atLeast(0.8), "0.81"},
+		{0.7996, atLeast(0.8), "0.7996"},
+		{0.79999, atLeast(0.8), "0.79999"},
+		{0.8, atLeast(0.8), "0.80"},
+		{0.8004, atLeast(0.8), "0.80"},
+		{2.004, atMost(2), "2.004"},
+		{1.996, atMost(2), "2.00"},
+		{0.7996, nil, "0.80"},
+		{0.7996, &target{Text: "no tier read"}, "0.80"},
+		{0.7999999999, atLeast(0.8), "0.800000"},
+	} {
+		if got := ratioText(tc.ratio, tc.target); got != tc.want {
+			t.Errorf("ratioText(%v, %v) = %q, want %q", tc.ratio, tc.target, got, tc.want)
+		}
+	}
+}
+
 // TestWriteText checks the table: its header, a cell of each kind, the
 // n/a reasons and notes under it.
 func TestWriteText(t *testing.T) {
