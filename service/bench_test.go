@@ -13,13 +13,14 @@ import (
 	"github.com/nats-tiered/nts/service"
 )
 
-// BenchmarkArchiveDrain drains a pre-published backlog five ways: nts
+// BenchmarkArchiveDrain drains a pre-published backlog six ways: nts
 // archiving it (memory + file + dir:// blob tiers), nts archiving it to its
 // memory tier alone (what the disk costs), a plain pull consumer acking
-// every message, one acking nothing (the ceiling), and one acking every
-// 8192nd under AckAll as nts acks its blocks (the ceiling of an
-// acknowledged consumer). Each is run drainRounds times in rotating order and
-// the medians are reported. Run with -benchtime=1x.
+// every message, one acking nothing (the ceiling), one acking every 8192nd
+// under AckAll as nts acks its blocks (the ceiling of an acknowledged
+// consumer), and the ceiling again, whose ratio to the first (x-ceiling-self)
+// is the spread of the measurement itself. Each is run drainRounds times in
+// rotating order and the medians are reported. Run with -benchtime=1x.
 func BenchmarkArchiveDrain(b *testing.B) {
 	for _, tc := range []struct {
 		n, size int
@@ -57,6 +58,7 @@ func BenchmarkArchiveDrain(b *testing.B) {
 			b.ReportMetric(f.VsCeiling(), "x-ceiling")
 			b.ReportMetric(f.Rate(f.MemoryOnly), "nts-memonly-msgs/s")
 			b.ReportMetric(f.MemoryOnlyVsCeiling(), "x-ceiling-memonly")
+			b.ReportMetric(f.CeilingVsItself(), "x-ceiling-self")
 			b.ReportMetric(float64(perf.PeakRSS())/(1<<20), "peak-rss-MiB")
 		})
 	}

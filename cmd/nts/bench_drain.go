@@ -15,8 +15,10 @@ func (b *benchRun) drainStream(size int) string { return b.name(fmt.Sprintf("BEN
 // drainRows measures archive throughput draining a backlog of 256 B and of
 // 4 KiB messages: nts (memory, file and dir:// blob tiers) against plain pull
 // consumers acking every message, acking none, and acking every 8192nd
-// under AckAll, as perf.DrainRounds takes them; and, to tell what the disk
-// costs, nts with its memory tier alone against the consumer acking none.
+// under AckAll, as perf.DrainRounds takes them; to tell what the disk
+// costs, nts with its memory tier alone against the consumer acking none;
+// and, to tell how far a ratio moves by the machine alone, the consumer
+// acking none against itself.
 func (b *benchRun) drainRows(ctx context.Context) []row {
 	var rows []row
 	for _, tc := range []struct {
@@ -30,6 +32,7 @@ func (b *benchRun) drainRows(ctx context.Context) []row {
 			{id + "-noack", what + " vs no-ack ceiling", atLeast(0.8)},
 			{id + "-ackall", what + " vs AckAll consumer", nil},
 			{id + "-memory", what + ", memory tier only, vs no-ack ceiling", nil},
+			{id + "-self", what + ": no-ack ceiling vs itself", nil},
 		}
 		f, err := b.drain(ctx, tc.n, tc.size)
 		if err != nil {
@@ -39,7 +42,7 @@ func (b *benchRun) drainRows(ctx context.Context) []row {
 		nts := rate("nts", tc.n, f.NTS)
 		note := "tiers memory + file + dir:// blob, as BenchmarkArchiveDrain; one round"
 		if f.Rounds > 1 {
-			note = fmt.Sprintf("tiers memory + file + dir:// blob, as BenchmarkArchiveDrain; medians of %d rounds, the order of the five drains rotated", f.Rounds)
+			note = fmt.Sprintf("tiers memory + file + dir:// blob, as BenchmarkArchiveDrain; medians of %d rounds, the order of the six drains rotated", f.Rounds)
 		}
 		note += "; every message carries the same random payload (so a frame compresses across its messages); the plain consumers read through jetstream's Consume callback, nts through its own pull loop on an AckNone reader, moving its durable consumer past each committed block; the nts time runs from its consumer's creation to the index holding the last block"
 		r := []row{
@@ -47,9 +50,11 @@ func (b *benchRun) drainRows(ctx context.Context) []row {
 			measured(specs[1].id, specs[1].name, rate("acking none", tc.n, f.NoAck), nts, specs[1].target),
 			measured(specs[2].id, specs[2].name, rate("AckAll every 8192nd", tc.n, f.AckAll), nts, specs[2].target),
 			measured(specs[3].id, specs[3].name, rate("acking none", tc.n, f.NoAck), rate("nts", tc.n, f.MemoryOnly), specs[3].target),
+			measured(specs[4].id, specs[4].name, rate("acking none", tc.n, f.NoAck), rate("acking none, again", tc.n, f.NoAckAgain), specs[4].target),
 		}
 		r[0].Note = note
 		r[3].Note = "nts with its file and blob tiers off, in the same rounds: set against the vs no-ack ceiling row, what writing each block to two fsynced files on this machine's disk costs the drain"
+		r[4].Note = "a second consumer acking none, in the same rounds, against the first: 1.00× were the measurement exact; how far it lies from 1.00× shows how far the ratios above may move by chance in this run"
 		rows = append(rows, r...)
 	}
 	return rows
@@ -75,7 +80,7 @@ func (b *benchRun) drain(ctx context.Context, n, size int) (perf.DrainFigures, e
 		b.made(kindBucket, fmt.Sprintf("%s_r%d", cfg.Index.Bucket, r))
 		b.made(kindBucket, fmt.Sprintf("%s_m%d", cfg.Index.Bucket, r))
 	}
-	done = b.step("draining it: nts (all tiers, then its memory tier alone) and 3 plain consumers, %d round(s) each", b.sz.drainRounds)
+	done = b.step("draining it: nts (all tiers, then its memory tier alone) and 4 plain consumers, %d round(s) each", b.sz.drainRounds)
 	f, err := perf.DrainRounds(ctx, b.nc, b.js, cfg, stream, n, size, b.sz.drainRounds)
 	done()
 	return f, err

@@ -185,7 +185,7 @@ func binaryFormat(v float64) string {
 }
 
 // cells returns the row's table cells: figure, reference, nts, ratio,
-// target, ok.
+// target, ok. The nts cell names its figure where it is not nts's.
 func (r row) cells() []string {
 	c := []string{r.Figure, "—", "—", "—", "—", "—"}
 	if r.Target != nil {
@@ -200,6 +200,9 @@ func (r row) cells() []string {
 	}
 	if r.NTS != nil {
 		c[2] = r.NTS.String()
+		if r.NTS.What != "nts" { // a reference set against another
+			c[2] = r.NTS.What + ": " + c[2]
+		}
 	}
 	if r.Ratio != nil {
 		c[3] = ratioText(*r.Ratio, r.Target) + "×"

@@ -51,8 +51,8 @@ func tinySizes(sz *benchSizes) {
 
 // wantRows are the rows of every report, in order.
 var wantRows = []string{
-	"drain-256-acking", "drain-256-noack", "drain-256-ackall", "drain-256-memory",
-	"drain-4096-acking", "drain-4096-noack", "drain-4096-ackall", "drain-4096-memory",
+	"drain-256-acking", "drain-256-noack", "drain-256-ackall", "drain-256-memory", "drain-256-self",
+	"drain-4096-acking", "drain-4096-noack", "drain-4096-ackall", "drain-4096-memory", "drain-4096-self",
 	"read-memory-p50", "read-memory-p99", "read-file-p50", "read-file-p99", "read-s3-p50", "read-s3-p99",
 	"read-not-archived", "scan-s3", "read-index-scale", "stored-ratio-json",
 	"kv-get-p50", "kv-get-p99", "obj-get", "peak-rss",
@@ -303,8 +303,9 @@ func TestRatioText(t *testing.T) {
 	}
 }
 
-// TestWriteText checks the table: its header, a cell of each kind, the
-// n/a reasons and notes under it.
+// TestWriteText checks the table: its header, a cell of each kind (the
+// nts cell named where its figure is not nts's), the n/a reasons and notes
+// under it.
 func TestWriteText(t *testing.T) {
 	ok := measured("a", "drain", rate("acking", 1000, time.Second), rate("", 2000, time.Second), atLeast(1))
 	ok.Note = "median of 3"
@@ -325,8 +326,8 @@ func TestWriteText(t *testing.T) {
 	for _, want := range []string{
 		"nproc 2, 8 GiB memory, linux/amd64, go1.26",
 		"| figure ", "| drain ", "acking: 1k msgs/s", "2k msgs/s", "2.00×", "≥ 1×", "| yes",
-		"no-op: 50 µs", "1.5 ms", "30.00×", "| NO",
-		"raw: 8 MiB", "2 MiB", "0.25×",
+		"no-op: 50 µs", "| 1.5 ms ", "30.00×", "| NO",
+		"raw: 8 MiB", "| stored: 2 MiB ", "0.25×",
 		"| kv.get ", "| n/a ", "- kv.get: n/a: no kv.get endpoint", "- drain: median of 3",
 		"the ratios",
 	} {

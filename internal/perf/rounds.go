@@ -15,8 +15,9 @@ import (
 )
 
 // DrainFigures are the medians of several rounds of draining one backlog
-// five ways: nts archiving it, nts archiving it to its memory tier alone,
-// and the three reference consumers of Drain.
+// six ways: nts archiving it, nts archiving it to its memory tier alone,
+// the three reference consumers of Drain, and the consumer acking nothing
+// a second time.
 type DrainFigures struct {
 	Msgs, Size int
 	Rounds     int
@@ -26,6 +27,10 @@ type DrainFigures struct {
 	// off: set against NTS, what writing each block to two fsynced files
 	// costs on the machine.
 	MemoryOnly time.Duration
+	// NoAckAgain is the median time of the second consumer acking nothing
+	// in each round: set against NoAck, how far apart the medians of two
+	// identical drains lie on the machine.
+	NoAckAgain time.Duration
 }
 
 // Rate is msgs per second over d.
@@ -43,12 +48,19 @@ func (f DrainFigures) MemoryOnlyVsCeiling() float64 {
 	return f.NoAck.Seconds() / f.MemoryOnly.Seconds()
 }
 
+// CeilingVsItself is the rate of the second consumer acking nothing over
+// the first's: 1 were the measurement exact, so how far it lies from 1
+// shows how far the other ratios may move by chance.
+func (f DrainFigures) CeilingVsItself() float64 {
+	return f.NoAck.Seconds() / f.NoAckAgain.Seconds()
+}
+
 // VsAckAll is nts's rate over the consumer acking every AckBatchSize-th
 // message under AckAll.
 func (f DrainFigures) VsAckAll() float64 { return f.AckAll.Seconds() / f.NTS.Seconds() }
 
 // DrainRounds drains the first n messages of stream (of size bytes each)
-// rounds times each way, rotating the order of the five drains from round
+// rounds times each way, rotating the order of the six drains from round
 // to round so that none always runs first or last on a machine whose speed
 // drifts, and returns the medians. Each nts round archives the backlog from
 // its start into an index bucket and data directory of its own: cfg is the
@@ -64,7 +76,7 @@ func DrainRounds(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg
 	if bucket == "" {
 		bucket = "nts_index"
 	}
-	var nts, memOnly, acking, noack, ackall []time.Duration
+	var nts, memOnly, acking, noack, ackall, noackAgain []time.Duration
 	archive := func(tag string, r int, memoryOnly bool, into *[]time.Duration) error {
 		c := cfg
 		c.DataDir = filepath.Join(cfg.DataDir, fmt.Sprint(tag, r))
@@ -78,12 +90,20 @@ func DrainRounds(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg
 		*into = append(*into, d)
 		return err
 	}
+	drain := func(ack Ack, into *[]time.Duration) func(int) error {
+		return func(int) error {
+			d, err := Drain(ctx, js, stream, n, ack)
+			*into = append(*into, d)
+			return err
+		}
+	}
 	runs := []func(r int) error{
 		func(r int) error { return archive("", r, false, &nts) },
 		func(r int) error { return archive("m", r, true, &memOnly) },
-		func(int) error { d, err := Drain(ctx, js, stream, n, AckEach); acking = append(acking, d); return err },
-		func(int) error { d, err := Drain(ctx, js, stream, n, AckNone); noack = append(noack, d); return err },
-		func(int) error { d, err := Drain(ctx, js, stream, n, AckBatch); ackall = append(ackall, d); return err },
+		drain(AckEach, &acking),
+		drain(AckNone, &noack),
+		drain(AckBatch, &ackall),
+		drain(AckNone, &noackAgain),
 	}
 	for r := range rounds {
 		for i := range runs {
@@ -95,7 +115,7 @@ func DrainRounds(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg
 	return DrainFigures{
 		Msgs: n, Size: size, Rounds: rounds,
 		NTS: median(nts), Acking: median(acking), NoAck: median(noack), AckAll: median(ackall),
-		MemoryOnly: median(memOnly),
+		MemoryOnly: median(memOnly), NoAckAgain: median(noackAgain),
 	}, nil
 }
 
